@@ -20,6 +20,9 @@ from hf_nvib.training.callback import find_nvib_model
 
 # Output fields of an NVIB model forward with labels that are averaged into the logs.
 LOGGED_FIELDS = ("ce_loss", "kl_gaussian", "kl_dirichlet", "kept_proportion", "alpha_sum")
+# Model buffers holding the annealing weights; logged as used by the forwards, not as they are at
+# log time (the callback may already have set the next step's weights by then).
+WEIGHT_BUFFERS = ("kl_gaussian_weight", "kl_dirichlet_weight")
 
 
 class _RunningMeans:
@@ -35,7 +38,7 @@ class _RunningMeans:
 
     def pop_means(self, reduce_across_processes) -> dict[str, float]:
         """Means over everything added since the last call, averaged over processes."""
-        names = sorted(set(LOGGED_FIELDS) | set(self.sums))
+        names = sorted(set(LOGGED_FIELDS) | set(WEIGHT_BUFFERS) | set(self.sums))
         totals = torch.tensor(
             [[self.sums.get(n, 0.0), float(self.counts.get(n, 0))] for n in names],
             dtype=torch.float64,
@@ -59,9 +62,10 @@ class NvibSeq2SeqTrainer(Seq2SeqTrainer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._nvib_model = find_nvib_model(self.model)
         self._nvib_stats = {"train": _RunningMeans(), "eval": _RunningMeans()}
-        self._nvib_hook = self._nvib_model.register_forward_hook(self._record_nvib_outputs)
+        self._nvib_hook = find_nvib_model(self.model).register_forward_hook(
+            self._record_nvib_outputs
+        )
 
     def _record_nvib_outputs(self, module: nn.Module, _inputs: Any, outputs: Any) -> None:
         """Collect the loss parts of every labelled forward (generate steps carry no ce_loss)."""
@@ -72,6 +76,8 @@ class NvibSeq2SeqTrainer(Seq2SeqTrainer):
             value = getattr(outputs, name, None)
             if value is not None:
                 stats.add(name, value)
+        for name in WEIGHT_BUFFERS:
+            stats.add(name, getattr(module, name))
 
     def _reduce(self, totals: torch.Tensor) -> torch.Tensor:
         if self.accelerator.num_processes <= 1:
@@ -79,17 +85,10 @@ class NvibSeq2SeqTrainer(Seq2SeqTrainer):
         reduced = self.accelerator.reduce(totals.to(self.accelerator.device), reduction="sum")
         return reduced.cpu()
 
-    def _kl_weights(self) -> dict[str, float]:
-        return {
-            "kl_gaussian_weight": float(self._nvib_model.kl_gaussian_weight),
-            "kl_dirichlet_weight": float(self._nvib_model.kl_dirichlet_weight),
-        }
-
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         """Merge the training means into the periodic training log (the one carrying `loss`)."""
         if "loss" in logs and not any(key.startswith("eval_") for key in logs):
             logs.update(self._nvib_stats["train"].pop_means(self._reduce))
-            logs.update(self._kl_weights())
         super().log(logs, start_time)
 
     def evaluation_loop(self, *args: Any, **kwargs: Any):
@@ -97,8 +96,6 @@ class NvibSeq2SeqTrainer(Seq2SeqTrainer):
         prefix = kwargs.get("metric_key_prefix", args[4] if len(args) > 4 else "eval")
         self._nvib_stats["eval"].pop_means(lambda t: t)  # drop anything left from elsewhere
         output = super().evaluation_loop(*args, **kwargs)
-        means = self._nvib_stats["eval"].pop_means(self._reduce)
-        means.update(self._kl_weights())
-        for name, value in means.items():
+        for name, value in self._nvib_stats["eval"].pop_means(self._reduce).items():
             output.metrics[f"{prefix}_{name}"] = value
         return output
