@@ -255,3 +255,31 @@ def test_two_processes_report_the_same_loss_as_one(tmp_path):
         assert b["loss"] == pytest.approx(a["loss"], rel=1e-5)
         assert b["ce_loss"] == pytest.approx(a["ce_loss"], rel=1e-5)
         assert b["kl_gaussian"] == pytest.approx(a["kl_gaussian"], rel=1e-5)
+
+
+def test_peft_wrapped_model_trains_with_annealing_and_logging(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    tokenizer = tiny_bart_tokenizer()
+    data = _fixed_length_dataset(tokenizer, n=16)
+    model = _model(make_tiny_bart(tmp_path), nvib_stdev_tau=0.5, nvib_alpha_tau=2.0)
+    lora = LoraConfig(target_modules=["q_proj", "v_proj"], modules_to_save=["nvib"], r=4)
+    peft_model = get_peft_model(model, lora)
+    nvib_before = model.model.encoder.nvib.alpha_proj.bias.detach().clone()
+    trainer = NvibSeq2SeqTrainer(
+        model=peft_model,
+        args=_args(tmp_path / "out", max_steps=3, per_device_train_batch_size=4),
+        train_dataset=data,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
+        callbacks=[NvibKLCallback(gaussian=KLSchedule("linear", start=0.0, end=1.0))],
+    )
+    trainer.train()
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert [round(h["kl_gaussian_weight"], 6) for h in logs] == [
+        0.0,
+        round(1 / 3, 6),
+        round(2 / 3, 6),
+    ]
+    assert all(math.isfinite(h["kl_gaussian"]) for h in logs)
+    trained_copy = peft_model.base_model.model.model.encoder.nvib.modules_to_save["default"]
+    assert not torch.equal(trained_copy.alpha_proj.bias.detach(), nvib_before)
