@@ -35,15 +35,14 @@ _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
 def template_dir() -> Path:
-    """Where the card templates are: packaged copy first, then the repository's `model_cards/`."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "model_cards", here.parents[1] / "model_cards"):
-        if (candidate / TEMPLATE_NAME).is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"model card template {TEMPLATE_NAME} not found (looked in hf_nvib/hub/model_cards and "
-        "the repository's model_cards/): reinstall hf-nvib"
-    )
+    """The card templates: `hf_nvib/hub/model_cards` links to the repository's `model_cards/`
+    and is copied into wheels as package data."""
+    directory = Path(__file__).resolve().parent / "model_cards"
+    if not (directory / TEMPLATE_NAME).is_file():
+        raise FileNotFoundError(
+            f"model card template {TEMPLATE_NAME} not found in {directory.name}/: reinstall hf-nvib"
+        )
+    return directory
 
 
 def template_path(name: str = TEMPLATE_NAME) -> Path:
