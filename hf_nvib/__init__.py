@@ -2,4 +2,24 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from hf_nvib.models import (
+    NvibBartConfig,
+    NvibBartForConditionalGeneration,
+    NvibBartModel,
+    NvibT5Config,
+    NvibT5ForConditionalGeneration,
+    NvibT5Model,
+    register_auto_classes,
+)
+
+register_auto_classes()
+
+__all__ = [
+    "NvibBartConfig",
+    "NvibBartForConditionalGeneration",
+    "NvibBartModel",
+    "NvibT5Config",
+    "NvibT5ForConditionalGeneration",
+    "NvibT5Model",
+    "__version__",
+]

@@ -1,0 +1,360 @@
+"""NVIB-T5: T5 whose decoder reads the encoder through an NVIB latent mixture.
+
+As for BART, only the encoder stack (NVIB layer after the final layer norm), the decoder
+cross-attention (denoising attention, s = 1, no relative position bias) and the LM loss change.
+Parameter names are T5's; NVIB weights live under ``encoder.nvib``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import T5PreTrainedModel
+from transformers.cache_utils import Cache, EncoderDecoderCache
+from transformers.models.t5.modeling_t5 import (
+    T5Attention,
+    T5ForConditionalGeneration,
+    T5Model,
+    T5Stack,
+)
+from transformers.utils import can_return_tuple
+
+from hf_nvib.models.cross_attention import (
+    NvibCrossAttentionInputs,
+    as_nvib_encoder_output,
+    build_encoder_output,
+    decoder_cross_inputs,
+    denoising_cross_attention,
+    latent_mask_or_ones,
+    require_cross_inputs,
+)
+from hf_nvib.models.initialization import NvibInitMixin
+from hf_nvib.models.loss import nvib_loss_terms, register_kl_weight_buffers, set_kl_weights
+from hf_nvib.models.outputs import NvibEncoderOutput, NvibSeq2SeqLMOutput, NvibSeq2SeqModelOutput
+from hf_nvib.models.t5.configuration_nvib_t5 import NvibT5Config
+from hf_nvib.nvib import NvibLayer
+
+
+class NvibT5CrossAttention(T5Attention):
+    """T5 cross-attention computing denoising attention over NVIB slots.
+
+    T5 cross-attention has no relative position bias: the incoming ``position_bias`` (``None``
+    from layer 0 on, since this module returns it unchanged) is never combined with the NVIB
+    per-slot bias, which therefore cannot leak into the tensor T5 shares across layers.
+    """
+
+    def forward(  # type: ignore[override]
+        self,
+        hidden_states: torch.Tensor,
+        mask: torch.Tensor | None = None,  # ignored: the latent mask is in the key bias
+        key_value_states: torch.Tensor | None = None,
+        position_bias: torch.Tensor | None = None,
+        past_key_values: Cache | None = None,
+        nvib_cross_attention: NvibCrossAttentionInputs | None = None,
+        **kwargs: Any,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+        nvib = require_cross_inputs(nvib_cross_attention)
+        if key_value_states is None:
+            raise ValueError("NvibT5CrossAttention is a cross-attention: key_value_states needed")
+        input_shape = hidden_states.shape[:-1]
+        head_dim = self.key_value_proj_dim
+        query = self.q(hidden_states).view(*input_shape, -1, head_dim).transpose(1, 2)
+
+        cache, is_updated = None, False
+        if isinstance(past_key_values, EncoderDecoderCache):
+            is_updated = bool(past_key_values.is_updated.get(self.layer_idx))
+            cache = past_key_values.cross_attention_cache
+        elif past_key_values is not None:
+            cache = past_key_values
+        if cache is not None and is_updated:
+            key = cache.layers[self.layer_idx].keys
+            value = cache.layers[self.layer_idx].values
+        else:
+            kv_shape = (*key_value_states.shape[:-1], -1, head_dim)
+            value_input = key_value_states if nvib.value_input is None else nvib.value_input
+            key = self.k(key_value_states).view(kv_shape).transpose(1, 2)
+            value = self.v(value_input).view(kv_shape).transpose(1, 2)
+            if cache is not None:
+                key, value = cache.update(key, value, self.layer_idx)
+                if isinstance(past_key_values, EncoderDecoderCache):
+                    past_key_values.is_updated[self.layer_idx] = True
+
+        out, weights = denoising_cross_attention(
+            query,
+            key,
+            value,
+            nvib,
+            scale=1.0,
+            key_weight=self.k.weight,
+            value_weight=self.v.weight,
+            dropout_p=self.dropout if self.training else 0.0,
+            output_weights=bool(kwargs.get("output_attentions", False)),
+        )
+        out = out.transpose(1, 2).reshape(*input_shape, -1).contiguous()
+        return self.o(out), position_bias, weights
+
+
+class NvibT5EncoderStack(NvibInitMixin, T5Stack):
+    """T5 encoder stack followed by the NVIB layer; returns an :class:`NvibEncoderOutput`."""
+
+    config_class = NvibT5Config
+
+    def __init__(self, config: NvibT5Config) -> None:
+        super().__init__(config)
+        self.nvib_logit_scale = config.nvib_logit_scale
+        self.nvib = NvibLayer(
+            config.d_model, logit_scale=self.nvib_logit_scale, **config.nvib_layer_kwargs()
+        )
+        self.post_init()  # initialises only the new (not yet initialised) NVIB leaves
+
+    def forward(  # type: ignore[override]
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> NvibEncoderOutput | tuple:
+        """``attention_mask=None`` means every token is real (as in plain T5)."""
+        return_dict = kwargs.pop("return_dict", None)
+        if attention_mask is not None and attention_mask.dim() != 2:
+            raise ValueError(
+                "NVIB encoders need a 2-D (batch, seq) attention_mask, "
+                f"got {attention_mask.dim()}-D"
+            )
+        base = super().forward(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+        states = base.last_hidden_state
+        nvib_output = self.nvib(states, latent_mask_or_ones(attention_mask, states))
+        eval_form = not self.training and self.config.nvib_eval_attention == "denoising"
+        out = build_encoder_output(
+            nvib_output,
+            base.hidden_states,
+            base.attentions,
+            scale=self.nvib_logit_scale,
+            eval_form=eval_form,
+        )
+        if return_dict is False or (return_dict is None and not self.config.return_dict):
+            return out.to_tuple()
+        return out
+
+
+class NvibT5DecoderStack(NvibInitMixin, T5Stack):
+    """T5 decoder stack whose cross-attention modules are :class:`NvibT5CrossAttention`.
+
+    The modules are re-classed, not replaced: the subclass adds no parameter and only
+    overrides ``forward``, so there is no second construction and no extra RNG use.
+    """
+
+    config_class = NvibT5Config
+
+    def __init__(self, config: NvibT5Config) -> None:
+        if not config.is_decoder:
+            raise ValueError("NvibT5DecoderStack needs a decoder config (is_decoder=True)")
+        super().__init__(config)
+        for block in self.block:
+            block.layer[1].EncDecAttention.__class__ = NvibT5CrossAttention
+
+
+def _stack_configs(config: NvibT5Config) -> tuple[NvibT5Config, NvibT5Config]:
+    """Encoder/decoder copies of the config, exactly as T5 makes them."""
+    encoder_config = copy.deepcopy(config)
+    encoder_config.is_decoder = False
+    encoder_config.use_cache = False
+    decoder_config = copy.deepcopy(config)
+    decoder_config.is_decoder = True
+    decoder_config.num_layers = config.num_decoder_layers
+    return encoder_config, decoder_config
+
+
+def _nvib_decode(
+    model: NvibT5Model | NvibT5ForConditionalGeneration,
+    input_ids: torch.LongTensor | None,
+    attention_mask: torch.Tensor | None,
+    decoder_input_ids: torch.LongTensor | None,
+    decoder_attention_mask: torch.Tensor | None,
+    encoder_outputs: Any,
+    past_key_values: Cache | None,
+    inputs_embeds: torch.Tensor | None,
+    decoder_inputs_embeds: torch.Tensor | None,
+    use_cache: bool | None,
+    **kwargs: Any,
+) -> NvibSeq2SeqModelOutput:
+    """Shared encoder → NVIB → decoder pass of the two T5 model classes."""
+    if encoder_outputs is None:
+        encoder_outputs = model.encoder(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            inputs_embeds=inputs_embeds,
+            return_dict=True,
+            **kwargs,
+        )
+    enc = as_nvib_encoder_output(encoder_outputs)
+    key_input, cross = decoder_cross_inputs(
+        enc,
+        scale=model.config.nvib_logit_scale,
+        eval_form=not model.training and model.config.nvib_eval_attention == "denoising",
+    )
+    decoder_outputs = model.decoder(
+        input_ids=decoder_input_ids,
+        attention_mask=decoder_attention_mask,
+        inputs_embeds=decoder_inputs_embeds,
+        past_key_values=past_key_values,
+        encoder_hidden_states=key_input,
+        encoder_attention_mask=enc.attention_mask,
+        use_cache=use_cache,
+        nvib_cross_attention=cross,
+        **kwargs,
+    )
+    return NvibSeq2SeqModelOutput(
+        last_hidden_state=decoder_outputs.last_hidden_state,
+        past_key_values=decoder_outputs.past_key_values,
+        decoder_hidden_states=decoder_outputs.hidden_states,
+        decoder_attentions=decoder_outputs.attentions,
+        cross_attentions=decoder_outputs.cross_attentions,
+        encoder_last_hidden_state=enc.last_hidden_state,
+        encoder_hidden_states=enc.hidden_states,
+        encoder_attentions=enc.attentions,
+        encoder_attention_mask=enc.attention_mask,
+        kl_gaussian=enc.kl_gaussian,
+        kl_dirichlet=enc.kl_dirichlet,
+        num_kept=enc.num_kept,
+        num_valid=enc.num_valid,
+        alpha_sum=enc.alpha_sum,
+    )
+
+
+class NvibT5Model(NvibInitMixin, T5Model):
+    """Bare NVIB-T5 encoder-decoder returning :class:`NvibSeq2SeqModelOutput`."""
+
+    config_class = NvibT5Config
+
+    def __init__(self, config: NvibT5Config) -> None:
+        T5PreTrainedModel.__init__(self, config)  # build the parts once, NVIB ones directly
+        self.shared = nn.Embedding(config.vocab_size, config.d_model)
+        encoder_config, decoder_config = _stack_configs(config)
+        self.encoder = NvibT5EncoderStack(encoder_config)
+        self.decoder = NvibT5DecoderStack(decoder_config)
+        self.post_init()
+
+    @can_return_tuple
+    def forward(  # type: ignore[override]
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.BoolTensor | None = None,
+        encoder_outputs: NvibEncoderOutput | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Any,
+    ) -> NvibSeq2SeqModelOutput:
+        return _nvib_decode(
+            self,
+            input_ids,
+            attention_mask,
+            decoder_input_ids,
+            decoder_attention_mask,
+            encoder_outputs,
+            past_key_values,
+            inputs_embeds,
+            decoder_inputs_embeds,
+            use_cache,
+            **kwargs,
+        )
+
+
+class NvibT5ForConditionalGeneration(NvibInitMixin, T5ForConditionalGeneration):
+    """NVIB-T5 with an LM head; with ``labels`` the loss includes the weighted KL terms."""
+
+    config_class = NvibT5Config
+    # See NvibBartForConditionalGeneration: keeps Trainer dividing by accumulation steps.
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: NvibT5Config) -> None:
+        T5PreTrainedModel.__init__(self, config)
+        self.model_dim = config.d_model
+        self.shared = nn.Embedding(config.vocab_size, config.d_model)
+        encoder_config, decoder_config = _stack_configs(config)
+        self.encoder = NvibT5EncoderStack(encoder_config)
+        self.decoder = NvibT5DecoderStack(decoder_config)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        register_kl_weight_buffers(self)
+        self.post_init()
+
+    def set_kl_weights(self, gaussian: float | None = None, dirichlet: float | None = None) -> None:
+        """Set the KL annealing weights w_G, w_D (multiplying λ_G, λ_D)."""
+        set_kl_weights(self, gaussian, dirichlet)
+
+    @can_return_tuple
+    def forward(  # type: ignore[override]
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.BoolTensor | None = None,
+        encoder_outputs: NvibEncoderOutput | None = None,
+        past_key_values: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs: Any,
+    ) -> NvibSeq2SeqLMOutput:
+        if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
+            decoder_input_ids = self._shift_right(labels)
+        outputs = _nvib_decode(
+            self,
+            input_ids,
+            attention_mask,
+            decoder_input_ids,
+            decoder_attention_mask,
+            encoder_outputs,
+            past_key_values,
+            inputs_embeds,
+            decoder_inputs_embeds,
+            use_cache,
+            **kwargs,
+        )
+        sequence_output = outputs.last_hidden_state
+        if self.config.scale_decoder_outputs:
+            sequence_output = sequence_output * (self.model_dim**-0.5)
+        logits = self.lm_head(sequence_output)
+        terms = nvib_loss_terms(
+            logits,
+            labels,
+            outputs,
+            lambda_gaussian=self.config.nvib_lambda_gaussian,
+            lambda_dirichlet=self.config.nvib_lambda_dirichlet,
+            gaussian_weight=self.kl_gaussian_weight,
+            dirichlet_weight=self.kl_dirichlet_weight,
+        )
+        return NvibSeq2SeqLMOutput(
+            logits=logits,
+            past_key_values=outputs.past_key_values,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
+            **terms,
+        )
+
+
+__all__ = [
+    "NvibT5CrossAttention",
+    "NvibT5DecoderStack",
+    "NvibT5EncoderStack",
+    "NvibT5ForConditionalGeneration",
+    "NvibT5Model",
+]
