@@ -11,8 +11,10 @@ from hf_nvib.models import (
     NvibT5Model,
     register_auto_classes,
 )
+from hf_nvib.pipelines import NvibText2TextGenerationPipeline, register_pipeline
 
 register_auto_classes()
+register_pipeline()
 
 __all__ = [
     "NvibBartConfig",
@@ -21,5 +23,6 @@ __all__ = [
     "NvibT5Config",
     "NvibT5ForConditionalGeneration",
     "NvibT5Model",
+    "NvibText2TextGenerationPipeline",
     "__version__",
 ]
