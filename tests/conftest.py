@@ -10,3 +10,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf_nvib_test_home_"))
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # after the environment above
+
+# Two xdist workers share two cores: more threads per worker only oversubscribes them.
+torch.set_num_threads(1)
