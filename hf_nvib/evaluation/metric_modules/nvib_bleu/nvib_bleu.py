@@ -1,41 +1,15 @@
-"""hf_nvib local ``evaluate`` module: Corpus BLEU (sacrebleu defaults), 0-100, offline.
+"""Offline ``evaluate`` module: Corpus BLEU (sacrebleu defaults), 0-100.
 
-Load with ``evaluate.load(hf_nvib.evaluation.metric_module_path("nvib_bleu"))``; no Hub access.
-The scoring itself lives in :mod:`hf_nvib.evaluation.metrics` so both paths agree.
+``evaluate.load(hf_nvib.evaluation.metric_module_path("nvib_bleu"))`` reads it with no Hub
+access; the scoring lives in :mod:`hf_nvib.evaluation.metrics`.
 """
 
-from __future__ import annotations
-
-import datasets
-import evaluate
-
+from hf_nvib.evaluation.metric_module_base import TextMetricModule
 from hf_nvib.evaluation.metrics import bleu_score
 
-_DESCRIPTION = "Corpus BLEU (sacrebleu defaults), 0-100, offline."
-_KWARGS_DESCRIPTION = """
-Args:
-    predictions: list of generated strings.
-    references: list of reference strings, one per prediction.
-Returns ``{"bleu": float}``.
-"""
 
+class NvibBleu(TextMetricModule):
+    description = "Corpus BLEU (sacrebleu defaults), 0-100."
 
-@evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
-class NvibBleu(evaluate.Metric):
-    """``evaluate`` wrapper around :func:`hf_nvib.evaluation.metrics.bleu_score`."""
-
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description=_DESCRIPTION,
-            citation="",
-            inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Value("string"),
-                    "references": datasets.Value("string"),
-                }
-            ),
-        )
-
-    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
+    def score(self, predictions: list[str], references: list[str]) -> dict[str, float]:
         return {"bleu": bleu_score(predictions, references)}
