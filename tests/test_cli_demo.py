@@ -1,0 +1,46 @@
+"""`hf-nvib demo --quick` end to end into tmp_path: report.md, plots and the summary."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from hf_nvib.cli import main
+
+pytestmark = pytest.mark.xdist_group("cli_demo")
+
+
+def test_demo_quick_writes_the_report(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--output-dir", str(out), "--no-progress"]) == 0
+    assert f"Report: {out / 'report.md'}" in capsys.readouterr().out
+    report = (out / "report.md").read_text()
+    for heading in (
+        "## 2. Conversion",
+        "## 4. Evaluation",
+        "### Samples from the prior",
+        "### Interpolation",
+    ):
+        assert heading in report
+    for png in (
+        "nvib/plots/token_weights.png",
+        "nvib/plots/training_curves.png",
+        "nvib/plots/latent_pca.png",
+        "plain/plots/latent_pca.png",
+    ):
+        assert ((out / png).is_file() and f"]({png})" in report) or png in report
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["conversion"]["greedy_identical"] is True
+    assert summary["conversion"]["max_abs_logit_diff"] < 1e-4
+    rows = summary["comparison"]
+    assert set(rows) == {
+        "plain in_domain",
+        "NVIB in_domain",
+        "plain out_of_domain",
+        "NVIB out_of_domain",
+    }
+    assert rows["plain in_domain"]["kept_proportion"] == 1.0
+    assert all(math.isfinite(v) for row in rows.values() for v in row.values())
+    assert len(summary["samples"]) == 5 and len(summary["interpolation"]) == 5
