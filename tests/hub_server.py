@@ -529,6 +529,8 @@ class HubServer:
     def __init__(self, time_limit: float = 300.0) -> None:
         self.state = HubState()
         self.time_limit = time_limit
+        self.address: tuple[str, int] | None = None  # (host, port) actually bound
+        self.stopped = threading.Event()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
         self._timer: threading.Timer | None = None
@@ -545,7 +547,9 @@ class HubServer:
     def start(self) -> HubServer:
         httpd = _Server(("127.0.0.1", 0), HubHandler)
         httpd.state = self.state
-        httpd.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
+        host, port = httpd.socket.getsockname()[:2]
+        self.address = (host, port)
+        httpd.base_url = f"http://{host}:{port}"
         self._httpd = httpd
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1})
         self._thread.daemon = True
@@ -563,7 +567,9 @@ class HubServer:
         if httpd is not None:
             httpd.shutdown()
             httpd.server_close()
-            self._base_url_after_stop = httpd.base_url
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self.stopped.set()
 
     def __enter__(self) -> HubServer:
         return self.start()
@@ -661,6 +667,16 @@ def tiny_config(config_cls, **extra):
                       bos_token_id=0, eos_token_id=2, decoder_start_token_id=2,
                       forced_eos_token_id=None, init_std=1.0, **extra)
 
+def tiny_t5_config(config_cls, **extra):
+    return config_cls(vocab_size=len(WORDS) + 4, d_model=16, d_kv=8, d_ff=32, num_layers=1,
+                      num_decoder_layers=1, num_heads=2, relative_attention_num_buckets=8,
+                      relative_attention_max_distance=16, pad_token_id=1, eos_token_id=2,
+                      decoder_start_token_id=1, initializer_factor=4.0, **extra)
+
+def generation_config(start=2):
+    return GenerationConfig(max_new_tokens=6, decoder_start_token_id=start, bos_token_id=0,
+                            eos_token_id=2, pad_token_id=1)
+
 def generate(model, tokenizer):
     model.eval()
     batch = tokenizer(SAMPLE, return_tensors="pt", padding=True)
@@ -668,23 +684,37 @@ def generate(model, tokenizer):
         out = model.generate(**batch, max_new_tokens=6, do_sample=False, num_beams=2)
     return out.tolist()
 
+# A run dir laid out as `hf-nvib train` leaves it (hf_nvib/runs/train.py): checkpoint files at
+# the root, nested metrics.json, run_config.json, trainer_state.json, examples.json, plots/*.png
+# and a placeholder README.md; plus absolute paths and the token, for the scrubbing checks.
 def make_run(run_dir, model_cls, config_cls, seed=0, metrics=None, **config_extra):
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = model_cls(tiny_config(config_cls, **config_extra))
     tokenizer = make_tokenizer()
-    model.generation_config = GenerationConfig(max_new_tokens=6, decoder_start_token_id=2,
-                                               bos_token_id=0, eos_token_id=2, pad_token_id=1)
+    model.generation_config = generation_config()
     model.save_pretrained(run_dir)
     tokenizer.save_pretrained(run_dir)
-    metrics = metrics or {"eval_loss": 2.5 + seed, "eval_rouge1": 0.125, "test": {"bleu": 3.25}}
+    metrics = metrics or {
+        "model": "nvib",
+        "train": {"steps": 4, "train_loss": 2.5 + seed, "train_seconds": 1.5},
+        "eval": {"in_domain": {"bleu": 3.25, "rouge1": 0.125, "kept_proportion": 0.75}},
+    }
     (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    token = __import__("os").environ["HF_TOKEN"]
     (run_dir / "run_config.json").write_text(json.dumps({
+        "command": f"hf-nvib train --output-dir {run_dir.resolve()}",
         "learning_rate": 1e-3, "max_steps": 4, "seed": seed, "dataset": "toy-copy",
-        "output_dir": str(run_dir.resolve()), "hub_token": __import__("os").environ["HF_TOKEN"],
+        "output_dir": str(run_dir.resolve()), "hub_token": token,
         "kl_dirichlet_schedule": {"kind": "linear", "start": 0.0, "end": 0.5},
     }))
+    (run_dir / "trainer_state.json").write_text(json.dumps({
+        "global_step": 4, "best_model_checkpoint": str(run_dir.resolve() / "checkpoint-4"),
+        "log_history": [{"step": 4, "loss": 2.0, "note": f"token {token}"}],
+    }))
+    (run_dir / "examples.json").write_text(json.dumps({"in_domain": []}))
+    (run_dir / "README.md").write_text("# placeholder card from hf-nvib train\n")
     (run_dir / "plots").mkdir(exist_ok=True)
     (run_dir / "plots" / "kl.png").write_bytes(png_bytes())
     return model, tokenizer
@@ -712,6 +742,7 @@ def run_client(
         [sys.executable, "-c", script],
         env=env,
         cwd=home,
+        stdin=subprocess.DEVNULL,  # a "run custom code? [y/N]" prompt must fail, not hang
         capture_output=True,
         text=True,
         timeout=timeout,

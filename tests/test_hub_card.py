@@ -99,3 +99,49 @@ def test_run_dir_validation(tmp_path: Path) -> None:
 def test_template_is_found_and_packaged() -> None:
     path = template_path()
     assert path.is_file() and "{{ card_data }}" in path.read_text()
+
+
+def test_folder_operations_skip_pickles_and_scrub(tmp_path: Path) -> None:
+    from hf_nvib.hub.push import folder_operations
+
+    out = tmp_path / "out"
+    (out / "checkpoint-2").mkdir(parents=True)
+    for name in ("model.safetensors", "training_args.bin", "pytorch_model.bin", "optimizer.pt"):
+        (out / name).write_bytes(b"x")
+    (out / "checkpoint-2" / "model.safetensors").write_bytes(b"x")
+    (out / "_private.json").write_text("{}")
+    (out / "trainer_state.json").write_text(
+        json.dumps({"best_model_checkpoint": str(out / "checkpoint-2"), "hub_token": FAKE_TOKEN})
+    )
+    ops = {op.path_in_repo: op for op in folder_operations(out, secrets=[FAKE_TOKEN])}
+    assert set(ops) == {"model.safetensors", "trainer_state.json"}
+    state = json.loads(ops["trainer_state.json"].path_or_fileobj)
+    assert state == {"best_model_checkpoint": "checkpoint-2"}
+    kept = folder_operations(out / "checkpoint-2", path_in_repo="last-checkpoint")
+    assert [op.path_in_repo for op in kept] == ["last-checkpoint/model.safetensors"]
+    (out / "checkpoint-2" / "optimizer.pt").write_bytes(b"x")
+    (out / "checkpoint-2" / "training_args.bin").write_bytes(b"x")
+    resumable = folder_operations(out / "checkpoint-2", keep_pickles=True)
+    assert sorted(op.path_in_repo for op in resumable) == ["model.safetensors", "optimizer.pt"]
+
+
+def test_push_to_hub_falls_back_without_hub_helpers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A remote-code copy of the model (no hf-nvib installed) pushes the transformers way."""
+    from transformers import PreTrainedModel
+
+    import hf_nvib
+    from hf_nvib.models import hub_mixin
+
+    config = hf_nvib.NvibBartConfig(
+        vocab_size=12, d_model=8, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+        decoder_attention_heads=2, encoder_ffn_dim=8, decoder_ffn_dim=8,
+        max_position_embeddings=8,
+    )  # fmt: skip
+    model = hf_nvib.NvibBartForConditionalGeneration(config)
+    calls: list[tuple[str, dict]] = []
+    monkeypatch.setattr(
+        PreTrainedModel, "push_to_hub", lambda self, repo_id, **kw: calls.append((repo_id, kw))
+    )
+    monkeypatch.setattr(hub_mixin, "_HUB_MODULE", "hf_nvib_absent_module_for_test")
+    model.push_to_hub("a/b", commit_message="m")
+    assert calls == [("a/b", {"commit_message": "m"})]

@@ -34,12 +34,13 @@ ROUND_TRIP = (
     + r"""
 import sys
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
-from transformers import BartConfig, BartForConditionalGeneration
+from hf_nvib import NvibBartConfig, NvibBartForConditionalGeneration
+from hf_nvib import NvibT5Config, NvibT5ForConditionalGeneration
 from hf_nvib.hub.push import push_run
 
 repo = "tester/tiny-bart"
-m1, tok = make_run("run1", BartForConditionalGeneration, BartConfig, seed=0)
-m2, _ = make_run("run2", BartForConditionalGeneration, BartConfig, seed=1)
+m1, tok = make_run("run1", NvibBartForConditionalGeneration, NvibBartConfig, seed=0)
+m2, _ = make_run("run2", NvibBartForConditionalGeneration, NvibBartConfig, seed=1)
 ref1, ref2 = generate(m1, tok), generate(m2, tok)
 assert ref1 != ref2
 print("hashes-ready", flush=True)
@@ -49,6 +50,14 @@ second = push_run("run2", repo, commit_message="second run")
 loaded = AutoModelForSeq2SeqLM.from_pretrained(repo)
 pinned = AutoModelForSeq2SeqLM.from_pretrained(repo, revision=first.commit_sha)
 loaded_tok = AutoTokenizer.from_pretrained(repo)
+
+# model.push_to_hub goes through NvibPushToHubMixin (NVIB card), here with NVIB-T5.
+torch.manual_seed(3)
+t5 = NvibT5ForConditionalGeneration(tiny_t5_config(NvibT5Config))
+t5.generation_config = generation_config(start=1)
+info = t5.push_to_hub("tester/tiny-t5", tags=["my-tag"], tokenizer=tok, commit_message="t5 push")
+t5_loaded = AutoModelForSeq2SeqLM.from_pretrained("tester/tiny-t5")
+t5_tok = AutoTokenizer.from_pretrained("tester/tiny-t5")
 try:
     AutoModelForSeq2SeqLM.from_pretrained("tester/does-not-exist")
     missing = ""
@@ -56,18 +65,38 @@ except OSError as exc:
     missing = str(exc)
 print(json.dumps({
     "first": first.commit_sha, "second": second.commit_sha, "files": first.files,
+    "classes": [type(m).__name__ for m in (loaded, pinned, t5_loaded)],
     "same_latest": generate(loaded, loaded_tok) == ref2,
     "same_pinned": generate(pinned, tok) == ref1,
     "ids_equal": loaded_tok(SAMPLE)["input_ids"] == tok(SAMPLE)["input_ids"],
     "vocab_equal": loaded_tok.get_vocab() == tok.get_vocab(),
+    "t5_same": generate(t5_loaded, t5_tok) == generate(t5, tok),
+    "t5_info": [type(info).__name__, str(info), info.oid],
     "missing": missing,
 }))
 """
 )
 
 
-def test_push_load_revision_round_trip(hub: HubServer, tmp_path: Path) -> None:
+def _assert_nvib_card(metadata: dict) -> None:
+    assert metadata["library_name"] == "hf-nvib"
+    assert "nvib" in metadata["tags"]
+    assert metadata["pipeline_tag"] == "text2text-generation"
+
+
+def _assert_no_leak(files: dict[str, bytes], tmp_path: Path) -> None:
+    """No token, no absolute local path in any published text file."""
     import os
+
+    home = os.path.expanduser("~") + "/"
+    for name, content in files.items():
+        if name.endswith((".json", ".md", ".txt", ".py")):
+            text = content.decode()
+            assert TOKEN not in text, name
+            assert str(tmp_path) not in text and home not in text, name
+
+
+def test_push_load_revision_round_trip(hub: HubServer, tmp_path: Path) -> None:
     import subprocess
     import sys
 
@@ -84,6 +113,9 @@ def test_push_load_revision_round_trip(hub: HubServer, tmp_path: Path) -> None:
     stdout, stderr = proc.communicate(timeout=240)
     assert proc.returncode == 0, stderr[-6000:]
     result = last_json(stdout)
+    assert result["classes"] == ["NvibBartForConditionalGeneration"] * 2 + [
+        "NvibT5ForConditionalGeneration"
+    ]
     assert result["same_latest"] and result["same_pinned"]
     assert result["ids_equal"] and result["vocab_equal"]
     assert "tester/does-not-exist" in result["missing"]
@@ -97,40 +129,63 @@ def test_push_load_revision_round_trip(hub: HubServer, tmp_path: Path) -> None:
     expected = {
         "README.md", "config.json", "generation_config.json", "model.safetensors",
         "tokenizer.json", "tokenizer_config.json", "metrics.json", "run_config.json",
-        "plots/kl.png",
+        "trainer_state.json", "plots/kl.png",
     }  # fmt: skip
     assert expected <= set(files), sorted(files)
     assert not [f for f in files if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
+    assert json.loads(files["config.json"])["model_type"] == "nvib_bart"
     assert files["model.safetensors"] == (tmp_path / "run2" / "model.safetensors").read_bytes()
     # The older commit still serves the first run's weights (resolve/{sha}).
     old = hub.files(repo, result["first"])
     assert old["model.safetensors"] == (tmp_path / "run1" / "model.safetensors").read_bytes()
 
     metadata, body = read_card(files["README.md"])
-    assert metadata["library_name"] == "hf-nvib"
-    assert "nvib" in metadata["tags"]
-    assert metadata["pipeline_tag"] == "text2text-generation"
+    _assert_nvib_card(metadata)
     assert metadata["datasets"] == ["toy-copy"]
     run_metrics = json.loads((tmp_path / "run2" / "metrics.json").read_text())
     assert card_metrics(metadata) == flatten_metrics(run_metrics)
+    assert card_metrics(metadata)["eval/in_domain/bleu"] == 3.25
     assert "![kl.png](plots/kl.png)" in body
     assert 'from_pretrained("tester/tiny-bart")' in body and "import hf_nvib" in body
-    for published in (files["README.md"], files["run_config.json"]):
-        text = published.decode()
-        assert TOKEN not in text
-        assert str(tmp_path) not in text and os.path.expanduser("~") + "/" not in text
+    assert "placeholder" not in body  # the run dir's README is replaced by the rendered card
+    _assert_no_leak(files, tmp_path)
+    state = json.loads(files["trainer_state.json"])
+    assert state["best_model_checkpoint"] == "checkpoint-4"
     # every write request carried the token; nothing leaked into URLs
     assert all(TOKEN not in path for _, path, _ in hub.state.log)
+
+    # model.push_to_hub (NVIB-T5): weights, config, generation config, tokenizer, NVIB card.
+    assert result["t5_same"]
+    kind, url, sha = result["t5_info"]
+    assert (
+        kind == "CommitInfo"
+        and url.startswith(hub.url)
+        and sha == hub.history("tester/tiny-t5")[-1]
+    )
+    t5 = hub.repos["tester/tiny-t5"]
+    assert t5.commits[t5.branches["main"]].title == "t5 push"
+    t5_files = hub.files("tester/tiny-t5")
+    assert {
+        "README.md", "config.json", "generation_config.json", "model.safetensors",
+        "tokenizer.json", "tokenizer_config.json",
+    } <= set(t5_files)  # fmt: skip
+    assert not [f for f in t5_files if f.endswith((".bin", ".pt", ".pth", ".pkl"))]
+    assert json.loads(t5_files["config.json"])["model_type"] == "nvib_t5"
+    t5_meta, t5_body = read_card(t5_files["README.md"])
+    _assert_nvib_card(t5_meta)
+    assert "my-tag" in t5_meta["tags"]
+    assert "| `nvib_kappa` | 1 |" in t5_body
+    _assert_no_leak(t5_files, tmp_path)
 
 
 FAILURES = (
     TINY_RUN_SNIPPET
     + r"""
 import socket
-from transformers import BartConfig, BartForConditionalGeneration
+from hf_nvib import NvibBartConfig, NvibBartForConditionalGeneration
 from hf_nvib.hub.push import HubPushError, push_run
 
-make_run("run", BartForConditionalGeneration, BartConfig)
+make_run("run", NvibBartForConditionalGeneration, NvibBartConfig)
 print("hashes-ready", flush=True)
 import sys; sys.stdin.readline()
 errors = {}
@@ -188,11 +243,10 @@ CLI_PUSH = (
     TINY_RUN_SNIPPET
     + r"""
 import argparse
-from transformers import BartConfig, BartForConditionalGeneration
+from hf_nvib import NvibBartConfig, NvibBartForConditionalGeneration
 from hf_nvib.hub.cli_push import add_push_arguments, run_push
 
-metrics = {"eval_bleu": 7.5, "eval_loss": 1.25}
-make_run("run", BartForConditionalGeneration, BartConfig, metrics=metrics)
+make_run("run", NvibBartForConditionalGeneration, NvibBartConfig)
 parser = argparse.ArgumentParser()
 add_push_arguments(parser)
 ok = run_push(parser.parse_args(["run", "tester/cli-push", "--private", "--commit-message", "cli"]))
@@ -210,6 +264,10 @@ def test_cli_push(hub: HubServer, tmp_path: Path, capfd: pytest.CaptureFixture[s
     files = hub.files("tester/cli-push")
     assert {"README.md", "model.safetensors", "config.json", "tokenizer.json"} <= set(files)
     metadata, _ = read_card(files["README.md"])
-    assert card_metrics(metadata) == {"eval_bleu": 7.5, "eval_loss": 1.25}
+    _assert_nvib_card(metadata)
+    run_metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert card_metrics(metadata) == flatten_metrics(run_metrics)
+    assert json.loads(files["metrics.json"]) == run_metrics
+    _assert_no_leak(files, tmp_path)
     assert repo.commits[repo.branches["main"]].title == "cli"
     assert "Pushed" in stdout and TOKEN not in stdout and str(tmp_path) not in stdout

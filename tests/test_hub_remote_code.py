@@ -33,7 +33,7 @@ sys.meta_path.insert(0, Block())
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 model = AutoModelForSeq2SeqLM.from_pretrained("tester/nvib-remote", trust_remote_code=True)
-tok = AutoTokenizer.from_pretrained("tester/nvib-remote")
+tok = AutoTokenizer.from_pretrained("tester/nvib-remote", trust_remote_code=True)
 model.eval()
 batch = tok(["the quick brown fox", "a cat sat on the mat"], return_tensors="pt", padding=True)
 with torch.no_grad():
@@ -43,11 +43,6 @@ print(json.dumps({"tokens": out.tolist(), "cls": type(model).__module__,
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hf_nvib/models/config_validation.py PLAIN_CONFIG_KEYS_TO_DROP strips `auto_map` from "
-    "NVIB configs too, so transformers sees no remote code; remove this mark once it keeps it",
-)
 def test_remote_code_push_loads_without_plugin(hub: HubServer, tmp_path: Path) -> None:
     pushed = last_json(run_client(hub, PUSH, tmp_path))
     files = hub.files("tester/nvib-remote")

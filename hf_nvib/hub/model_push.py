@@ -1,7 +1,8 @@
 """`model.push_to_hub` and `Trainer` pushes that publish the NVIB model card.
 
 transformers' own `push_to_hub` writes a generic card (`library_name: transformers`) and the
-Trainer writes its own summary; these helpers route both through `hf_nvib.hub.card` instead.
+Trainer writes its own summary; these helpers route both through `hf_nvib.hub.card` instead
+(`hf_nvib.models.hub_mixin.NvibPushToHubMixin` and `NvibSeq2SeqTrainer.create_model_card`).
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ def push_model(
     metrics: dict[str, Any] | None = None,
     run_config: dict[str, Any] | None = None,
     commit_message: str | None = None,
+    max_shard_size: int | str | None = "50GB",
     **push_kwargs: Any,
 ) -> PushResult:
     """Save `model` (+ tokenizer, metrics) to a temporary run dir and `push_run` it."""
     with tempfile.TemporaryDirectory(prefix="hf_nvib_push_") as tmp:
         run_dir = Path(tmp)
-        model.save_pretrained(run_dir)  # safetensors: the v5 default and only format
+        # safetensors: the v5 default and only format
+        model.save_pretrained(run_dir, max_shard_size=max_shard_size)
         if tokenizer is not None:
             tokenizer.save_pretrained(run_dir)
         if metrics:
@@ -43,20 +46,23 @@ def push_model(
         )
 
 
-class NvibPushToHubMixin:
-    """Put first in an NVIB model's bases: `model.push_to_hub(repo_id)` publishes the NVIB card.
-
-    Accepts transformers' `push_to_hub` keywords that make sense here (`commit_message`,
-    `private`, `token`, `revision`) plus `tokenizer`, `metrics`, `with_code`.
-    """
-
-    def push_to_hub(self, repo_id: str, **kwargs: Any) -> str:
-        for unsupported in ("create_pr", "max_shard_size", "commit_description"):
-            kwargs.pop(unsupported, None)
-        tags = kwargs.pop("tags", None)
-        if tags:
-            kwargs.setdefault("card_kwargs", {})["tags"] = list(tags)
-        return push_model(self, repo_id, **kwargs).commit_url
+def push_model_to_hub(
+    model: Any,
+    repo_id: str,
+    *,
+    tags: list[str] | str | None = None,
+    card_kwargs: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """`NvibPushToHubMixin.push_to_hub`: transformers' keywords (`commit_message`,
+    `commit_description`, `private`, `token`, `revision`, `create_pr`, `max_shard_size`,
+    `tags`) plus `push_model`'s; returns the `CommitInfo`, as transformers does."""
+    card_kwargs = dict(card_kwargs or {})
+    tags = [tags] if isinstance(tags, str) else list(tags or [])
+    tags += [t for t in getattr(model, "model_tags", None) or [] if t not in tags]
+    if tags:
+        card_kwargs["tags"] = [*card_kwargs.get("tags", []), *tags]
+    return push_model(model, repo_id, card_kwargs=card_kwargs, **kwargs).commit_info
 
 
 def _unwrap(model: Any) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +34,10 @@ TOKENIZER_FILES = (
 )  # fmt: skip
 RUN_FILES = ("metrics.json", "run_config.json", "trainer_state.json")
 UNSAFE_WEIGHTS = ("pytorch_model.bin", "model.pt", "model.pth", "pytorch_model.bin.index.json")
+# Never published from a Trainer output dir: pickles (arbitrary code on load; weights go as
+# safetensors) and `training_args.bin` in particular (it holds the hub token and local paths).
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+TRAINING_ARGS_FILE = "training_args.bin"
 
 
 class HubPushError(RuntimeError):
@@ -46,6 +50,8 @@ class PushResult:
     commit_sha: str
     commit_url: str
     files: tuple[str, ...]
+    # huggingface_hub's CommitInfo (what transformers' `push_to_hub` returns)
+    commit_info: Any = field(default=None, repr=False, compare=False)
 
 
 def collect_run_files(run_dir: str | Path) -> dict[str, Path]:
@@ -79,6 +85,48 @@ def collect_run_files(run_dir: str | Path) -> dict[str, Path]:
     for name, path in find_plots(run_dir).items():
         files[f"{PLOTS_DIR_IN_REPO}/{name}"] = path
     return files
+
+
+def _skip_in_folder(relative: Path, keep_pickles: bool) -> bool:
+    top = relative.parts[0]
+    if top.startswith(("_", "checkpoint-", ".git", ".cache")):  # as transformers' Trainer
+        return True
+    if relative.name == TRAINING_ARGS_FILE:
+        return True
+    return not keep_pickles and relative.suffix in PICKLE_SUFFIXES
+
+
+def folder_operations(
+    folder: str | Path,
+    *,
+    path_in_repo: str | None = None,
+    keep_pickles: bool = False,
+    secrets: list[str] | None = None,
+) -> list[CommitOperationAdd]:
+    """Commit operations for a Trainer output (or checkpoint) folder.
+
+    Leaves out what transformers' Trainer leaves out (`_*`, `checkpoint-*`), `training_args.bin`
+    always and other pickles unless `keep_pickles` (a resumable checkpoint needs its optimizer
+    state); run files (`trainer_state.json`, ...) and the card are uploaded scrubbed.
+    """
+    folder = Path(folder)
+    secrets = known_secrets() if secrets is None else secrets
+    prefix = f"{path_in_repo.strip('/')}/" if path_in_repo else ""
+    operations = []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder)
+        if _skip_in_folder(relative, keep_pickles):
+            continue
+        content: str | bytes = str(path)
+        if path.name in RUN_FILES:
+            data = scrub_value(json.loads(path.read_text(encoding="utf-8")), secrets)
+            content = (json.dumps(data, indent=2) + "\n").encode()
+        elif path.name == "README.md":
+            content = scrub_text(path.read_text(encoding="utf-8"), secrets).encode()
+        operations.append(
+            CommitOperationAdd(path_in_repo=prefix + relative.as_posix(), path_or_fileobj=content)
+        )
+    return operations
 
 
 def describe_hub_error(exc: BaseException, repo_id: str, endpoint: str, action: str) -> str:
@@ -125,23 +173,26 @@ def push_run(
     run_dir: str | Path,
     repo_id: str,
     *,
-    private: bool = False,
+    private: bool | None = None,
     revision: str | None = None,
     commit_message: str | None = None,
+    commit_description: str | None = None,
+    create_pr: bool = False,
     with_code: bool = False,
-    token: str | None = None,
+    token: str | bool | None = None,
     endpoint: str | None = None,
     card_kwargs: dict[str, Any] | None = None,
 ) -> PushResult:
     """Create `repo_id` if needed and upload the run in a single commit.
 
-    `revision` is a branch (created from main if missing). `with_code=True` also uploads
+    `revision` is a branch (created from main if missing); `create_pr` opens a pull request
+    instead of committing to it. `with_code=True` also uploads
     self-contained modeling files and sets `auto_map`, so users without hf-nvib can load with
     `trust_remote_code=True`. Raises `HubPushError` (HTTP/network) with a fix hint.
     """
     run_dir = Path(run_dir)
     files = collect_run_files(run_dir)
-    secrets = known_secrets([token])
+    secrets = known_secrets([token if isinstance(token, str) else None])
     api = HfApi(endpoint=endpoint, token=token)
     card_data = NvibModelCardData.from_run_dir(
         run_dir, repo_id=repo_id, remote_code=with_code, secrets=secrets, **(card_kwargs or {})
@@ -172,12 +223,17 @@ def push_run(
     try:
         repo_url = api.create_repo(repo_id, private=private, exist_ok=True)
         repo_id = repo_url.repo_id
-        if revision and revision != "main":
+        if revision and revision != "main" and not revision.startswith("refs/pr"):
             action = "create branch on"
             api.create_branch(repo_id, branch=revision, exist_ok=True)
         action = "push to"
         info = api.create_commit(
-            repo_id, operations=operations, commit_message=message, revision=revision
+            repo_id,
+            operations=operations,
+            commit_message=message,
+            commit_description=commit_description,
+            revision=revision,
+            create_pr=create_pr,
         )
     except HfHubHTTPError as exc:
         raise HubPushError(describe_hub_error(exc, repo_id, api.endpoint, action)) from None
@@ -189,5 +245,9 @@ def push_run(
         raise
     logger.info("pushed %s to %s@%s", run_dir.name, repo_id, info.oid[:10])
     return PushResult(
-        repo_id, info.oid, str(info.commit_url), tuple(sorted(extra.keys() | files.keys()))
+        repo_id,
+        info.oid,
+        str(info.commit_url),
+        tuple(sorted(extra.keys() | files.keys())),
+        commit_info=info,
     )

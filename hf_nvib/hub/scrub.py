@@ -27,9 +27,9 @@ SECRET_KEY_RE = re.compile(
 )
 
 
-def known_secrets(extra: Iterable[str | None] = ()) -> list[str]:
+def known_secrets(extra: Iterable[str | bool | None] = ()) -> list[str]:
     """The token values to redact: the explicit ones plus whatever the environment provides."""
-    values = {v for v in extra if v}
+    values = {v for v in extra if isinstance(v, str) and v}
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_API_TOKEN"):
         if os.environ.get(name):
             values.add(os.environ[name])

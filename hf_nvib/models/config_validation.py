@@ -16,8 +16,13 @@ from typing import Any
 EVAL_ATTENTION_CHOICES = ("denoising", "mean")
 
 # Keys of a plain checkpoint's config that must not leak into an NVIB config: a leftover
-# `model_type="bart"` instance attribute would shadow the class's `nvib_bart`.
+# `model_type="bart"` instance attribute would shadow the class's `nvib_bart`, and a plain
+# checkpoint's `auto_map` points at someone else's remote code.
 PLAIN_CONFIG_KEYS_TO_DROP = ("model_type", "architectures", "transformers_version", "auto_map")
+# An NVIB config keeps its `auto_map` (a remote-code push needs it to load with
+# `trust_remote_code=True`). So does a dict without `model_type`: `from_pretrained` strips the
+# dict twice (`get_config_dict`, then `from_dict`), and the second pass no longer sees the type.
+NVIB_CONFIG_KEYS_TO_DROP = tuple(k for k in PLAIN_CONFIG_KEYS_TO_DROP if k != "auto_map")
 
 
 def _finite(value: float) -> bool:
@@ -128,4 +133,9 @@ def strip_plain_config_dict(
             f"Cannot convert a {model_type!r} checkpoint/config into {nvib_model_type!r}: "
             f"supported backbones are {list(backbone_model_types)} (or {nvib_model_type!r})."
         )
-    return {k: v for k, v in config_dict.items() if k not in PLAIN_CONFIG_KEYS_TO_DROP}
+    drop = (
+        PLAIN_CONFIG_KEYS_TO_DROP
+        if model_type in backbone_model_types
+        else NVIB_CONFIG_KEYS_TO_DROP
+    )
+    return {k: v for k, v in config_dict.items() if k not in drop}

@@ -5,18 +5,34 @@ integrations have seen the logs, so extra keys must be merged inside `Trainer.lo
 forward hook: `Seq2SeqTrainer.prediction_step` with `predict_with_generate` calls the model
 directly (not `compute_loss`), so the only place every labelled forward passes through is the
 model itself.
+
+Hub pushes (`push_to_hub=True`, `trainer.push_to_hub()`) publish the NVIB model card and never
+`training_args.bin` or pickle weights: `create_model_card`, `_push_from_checkpoint` and
+`push_to_hub` are overridden for that, otherwise following transformers' flow.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from transformers import Seq2SeqTrainer
+from transformers.trainer_utils import HubStrategy, SaveStrategy
+from transformers.utils import PushInProgress
+from transformers.utils.hub import hf_api
 
 from hf_nvib.training.callback import find_nvib_model
+
+# Files copied from a checkpoint into output_dir before a checkpoint push (safetensors only).
+CHECKPOINT_MODEL_FILES = (
+    "config.json", "generation_config.json", "model.safetensors", "adapter_config.json",
+    "adapter_model.safetensors",
+)  # fmt: skip
 
 # Output fields of an NVIB model forward with labels that are averaged into the logs.
 LOGGED_FIELDS = ("ce_loss", "kl_gaussian", "kl_dirichlet", "kept_proportion", "alpha_sum")
@@ -99,3 +115,123 @@ class NvibSeq2SeqTrainer(Seq2SeqTrainer):
         for name, value in self._nvib_stats["eval"].pop_means(self._reduce).items():
             output.metrics[f"{prefix}_{name}"] = value
         return output
+
+    # -- Hub ----------------------------------------------------------------------------------
+    def create_model_card(self, **kwargs: Any) -> None:
+        """The NVIB card (library `hf-nvib`, NVIB hyper-parameters, eval metrics) as README.md;
+        takes `Trainer.create_model_card`'s keywords."""
+        if not self.is_world_process_zero():
+            return
+        from hf_nvib.hub.model_push import write_trainer_model_card
+
+        write_trainer_model_card(self, **kwargs)
+
+    def _upload(
+        self,
+        folder: str | Path,
+        message: str,
+        *,
+        path_in_repo: str | None = None,
+        keep_pickles: bool = False,
+        blocking: bool = True,
+        token: str | None = None,
+        revision: str | None = None,
+    ) -> Any:
+        from hf_nvib.hub.push import folder_operations
+
+        return hf_api().create_commit(
+            repo_id=self.hub_model_id,
+            operations=folder_operations(
+                folder, path_in_repo=path_in_repo, keep_pickles=keep_pickles
+            ),
+            commit_message=message,
+            token=token if token is not None else self.args.hub_token,
+            revision=revision if revision is not None else self.args.hub_revision,
+            run_as_future=not blocking,
+        )
+
+    def _push_from_checkpoint(self, checkpoint_folder: str) -> None:
+        """As transformers': model files + tokenizer + card from `output_dir`, in the background."""
+        if not self.is_world_process_zero() or self.args.hub_strategy == HubStrategy.END:
+            return
+        busy = self.push_in_progress is not None and not self.push_in_progress.is_done()
+        if busy and not self.args.hub_always_push:
+            return
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        checkpoint, output_dir = Path(checkpoint_folder), Path(self.args.output_dir)
+        names = list(CHECKPOINT_MODEL_FILES)
+        index = checkpoint / "model.safetensors.index.json"
+        if index.is_file():
+            weight_map = json.loads(index.read_text(encoding="utf-8"))["weight_map"]
+            names += [index.name, *sorted(set(weight_map.values()))]
+        for name in names:
+            if (checkpoint / name).is_file():
+                shutil.copy(checkpoint / name, output_dir / name)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(output_dir)
+        self.create_model_card(model_name=self._hub_model_name())
+        if self.args.save_strategy == SaveStrategy.STEPS:
+            message = f"Training in progress, step {self.state.global_step}"
+        else:
+            message = f"Training in progress, epoch {int(self.state.epoch or 0)}"
+        jobs = [self._upload(output_dir, message, blocking=False)]
+        if self.args.hub_strategy in (HubStrategy.CHECKPOINT, HubStrategy.ALL_CHECKPOINTS):
+            in_repo = (
+                "last-checkpoint"
+                if self.args.hub_strategy == HubStrategy.CHECKPOINT
+                else checkpoint.name
+            )  # resuming needs the optimizer state: keep pickles, but not training_args.bin
+            jobs.append(
+                self._upload(
+                    checkpoint,
+                    f"{message}, checkpoint",
+                    path_in_repo=in_repo,
+                    keep_pickles=True,
+                    blocking=False,
+                )
+            )
+        if busy:
+            self.push_in_progress.jobs.extend(jobs)
+        else:
+            self.push_in_progress = PushInProgress(jobs)
+
+    def _hub_model_name(self) -> str:
+        if self.args.hub_model_id is None:
+            return Path(self.args.output_dir).name
+        return self.args.hub_model_id.split("/")[-1]
+
+    def push_to_hub(
+        self,
+        commit_message: str | None = "End of training",
+        blocking: bool = True,
+        token: str | None = None,
+        revision: str | None = None,
+        private: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """As transformers': save, write the (NVIB) card, wait for checkpoint pushes, upload
+        `output_dir` (without `training_args.bin`, pickles, `checkpoint-*`)."""
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        model_name = kwargs.pop("model_name", None)
+        if model_name is None and self.args.should_save:
+            model_name = self._hub_model_name()
+        token = token if token is not None else self.args.hub_token
+        if self.hub_model_id is None:
+            self.init_hf_repo(token=token, private=private)
+        self.save_model(_internal_call=True)
+        if not self.is_world_process_zero():
+            return None
+        model_tags = getattr(self.model, "model_tags", None)
+        if model_tags:
+            tags = kwargs.get("tags") or []
+            tags = [tags] if isinstance(tags, str) else list(tags)
+            kwargs["tags"] = tags + [t for t in model_tags if t not in tags]
+        self.create_model_card(model_name=model_name, **kwargs)
+        self._finish_current_push()
+        return self._upload(
+            self.args.output_dir,
+            commit_message or "End of training",
+            blocking=blocking,
+            token=token,
+            revision=revision,
+        )

@@ -36,6 +36,7 @@ from hf_nvib.models.cross_attention import (
     latent_mask_or_ones,
     require_cross_inputs,
 )
+from hf_nvib.models.hub_mixin import NvibPushToHubMixin
 from hf_nvib.models.initialization import NvibInitMixin
 from hf_nvib.models.loss import nvib_loss_terms, register_kl_weight_buffers, set_kl_weights
 from hf_nvib.models.outputs import NvibEncoderOutput, NvibSeq2SeqLMOutput, NvibSeq2SeqModelOutput
@@ -164,7 +165,7 @@ class NvibBartDecoder(NvibInitMixin, BartDecoder):
             layer.encoder_attn.__class__ = NvibBartCrossAttention
 
 
-class NvibBartModel(NvibInitMixin, BartModel):
+class NvibBartModel(NvibPushToHubMixin, NvibInitMixin, BartModel):
     """Bare NVIB-BART encoder-decoder returning :class:`NvibSeq2SeqModelOutput`."""
 
     config_class = NvibBartConfig
@@ -245,7 +246,9 @@ class NvibBartModel(NvibInitMixin, BartModel):
         )
 
 
-class NvibBartForConditionalGeneration(NvibInitMixin, BartForConditionalGeneration):
+class NvibBartForConditionalGeneration(
+    NvibPushToHubMixin, NvibInitMixin, BartForConditionalGeneration
+):
     """NVIB-BART with an LM head; with ``labels`` the loss includes the weighted KL terms."""
 
     config_class = NvibBartConfig

@@ -31,6 +31,7 @@ from hf_nvib.models.cross_attention import (
     latent_mask_or_ones,
     require_cross_inputs,
 )
+from hf_nvib.models.hub_mixin import NvibPushToHubMixin
 from hf_nvib.models.initialization import NvibInitMixin
 from hf_nvib.models.loss import nvib_loss_terms, register_kl_weight_buffers, set_kl_weights
 from hf_nvib.models.outputs import NvibEncoderOutput, NvibSeq2SeqLMOutput, NvibSeq2SeqModelOutput
@@ -231,7 +232,7 @@ def _nvib_decode(
     )
 
 
-class NvibT5Model(NvibInitMixin, T5Model):
+class NvibT5Model(NvibPushToHubMixin, NvibInitMixin, T5Model):
     """Bare NVIB-T5 encoder-decoder returning :class:`NvibSeq2SeqModelOutput`."""
 
     config_class = NvibT5Config
@@ -273,7 +274,7 @@ class NvibT5Model(NvibInitMixin, T5Model):
         )
 
 
-class NvibT5ForConditionalGeneration(NvibInitMixin, T5ForConditionalGeneration):
+class NvibT5ForConditionalGeneration(NvibPushToHubMixin, NvibInitMixin, T5ForConditionalGeneration):
     """NVIB-T5 with an LM head; with ``labels`` the loss includes the weighted KL terms."""
 
     config_class = NvibT5Config
