@@ -251,7 +251,7 @@ def bench_size(size: Size, reps: int, prune_src_len: int) -> None:
         )
 
     long_batch = _inputs(size, size.config["vocab_size"], prune_src_len)
-    nvib.get_encoder().nvib.compact = True
+    nvib.config.nvib_compact = True
     t_ref, _ = _time(_generate(plain, long_batch, 4), reps)
     print(f"pruning + compaction, beam-4 generate, source {prune_src_len} (plain {t_ref:.3f} s):")
     print(f"{'target kept':<14}{'kept (measured)':>16}{'nvib s':>10}{'vs plain':>10}")
@@ -259,7 +259,7 @@ def bench_size(size: Size, reps: int, prune_src_len: int) -> None:
         kept = _set_kept_fraction(nvib, long_batch, fraction)
         t, _ = _time(_generate(nvib, long_batch, 4), reps)
         print(f"{fraction:<14.2f}{kept:>16.3f}{t:>10.3f}{t / t_ref:>10.3f}")
-    nvib.get_encoder().nvib.compact = False
+    nvib.config.nvib_compact = False
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,12 +9,13 @@ nothing stored on the modules between calls.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 from torch import Tensor
+from transformers.cache_utils import Cache, EncoderDecoderCache
 
 from hf_nvib.models.outputs import NvibEncoderOutput
 from hf_nvib.nvib import (
@@ -186,3 +187,29 @@ def latent_mask_or_ones(attention_mask: Tensor | None, hidden_states: Tensor) ->
             f"NVIB encoders need a 2-D (batch, seq) attention_mask, got {attention_mask.dim()}-D"
         )
     return attention_mask
+
+
+def cached_cross_key_value(
+    past_key_values: Cache | None,
+    layer_idx: int,
+    project: Callable[[], tuple[Tensor, Tensor]],
+) -> tuple[Tensor, Tensor]:
+    """Keys/values of a cross-attention layer, projected once per generation (as upstream).
+
+    ``project`` computes them from the latent; later decoding steps read the cross-attention
+    cache (``is_updated``), so cached and uncached decoding see the same tensors.
+    """
+    cache, is_updated = None, False
+    if isinstance(past_key_values, EncoderDecoderCache):
+        is_updated = bool(past_key_values.is_updated.get(layer_idx))
+        cache = past_key_values.cross_attention_cache
+    elif past_key_values is not None:
+        cache = past_key_values
+    if cache is not None and is_updated:
+        return cache.layers[layer_idx].keys, cache.layers[layer_idx].values
+    key, value = project()
+    if cache is not None:
+        key, value = cache.update(key, value, layer_idx)
+        if isinstance(past_key_values, EncoderDecoderCache):
+            past_key_values.is_updated[layer_idx] = True
+    return key, value

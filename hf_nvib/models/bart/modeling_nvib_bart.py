@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import BartPreTrainedModel
-from transformers.cache_utils import Cache, EncoderDecoderCache
+from transformers.cache_utils import Cache
 from transformers.models.bart.modeling_bart import (
     BartAttention,
     BartDecoder,
@@ -30,17 +30,16 @@ from hf_nvib.models.bart.configuration_nvib_bart import NvibBartConfig
 from hf_nvib.models.cross_attention import (
     NvibCrossAttentionInputs,
     as_nvib_encoder_output,
-    build_encoder_output,
+    cached_cross_key_value,
     decoder_cross_inputs,
     denoising_cross_attention,
-    latent_mask_or_ones,
     require_cross_inputs,
 )
+from hf_nvib.models.encoder import NvibEncoderMixin, uses_eval_form
 from hf_nvib.models.hub_mixin import NvibPushToHubMixin
 from hf_nvib.models.initialization import NvibInitMixin
 from hf_nvib.models.loss import nvib_loss_terms, register_kl_weight_buffers, set_kl_weights
 from hf_nvib.models.outputs import NvibEncoderOutput, NvibSeq2SeqLMOutput, NvibSeq2SeqModelOutput
-from hf_nvib.nvib import NvibLayer
 
 
 class NvibBartCrossAttention(BartAttention):
@@ -66,26 +65,13 @@ class NvibBartCrossAttention(BartAttention):
         input_shape = hidden_states.shape[:-1]
         query = self.q_proj(hidden_states).view(*input_shape, -1, self.head_dim).transpose(1, 2)
 
-        cache, is_updated = None, False
-        if past_key_values is not None:
-            if isinstance(past_key_values, EncoderDecoderCache):
-                is_updated = bool(past_key_values.is_updated.get(self.layer_idx))
-                cache = past_key_values.cross_attention_cache
-            else:
-                cache = past_key_values
-        if cache is not None and is_updated:
-            key = cache.layers[self.layer_idx].keys
-            value = cache.layers[self.layer_idx].values
-        else:
+        def project() -> tuple[torch.Tensor, torch.Tensor]:
             kv_shape = (*key_value_states.shape[:-1], -1, self.head_dim)
             value_input = key_value_states if nvib.value_input is None else nvib.value_input
             key = self.k_proj(key_value_states).view(kv_shape).transpose(1, 2)
-            value = self.v_proj(value_input).view(kv_shape).transpose(1, 2)
-            if cache is not None:
-                key, value = cache.update(key, value, self.layer_idx)
-                if isinstance(past_key_values, EncoderDecoderCache):
-                    past_key_values.is_updated[self.layer_idx] = True
+            return key, self.v_proj(value_input).view(kv_shape).transpose(1, 2)
 
+        key, value = cached_cross_key_value(past_key_values, self.layer_idx, project)
         out, weights = denoising_cross_attention(
             query,
             key,
@@ -101,53 +87,15 @@ class NvibBartCrossAttention(BartAttention):
         return self.out_proj(out), weights
 
 
-class NvibBartEncoder(NvibInitMixin, BartEncoder):
+class NvibBartEncoder(NvibEncoderMixin, NvibInitMixin, BartEncoder):
     """BART encoder followed by the NVIB layer; returns an :class:`NvibEncoderOutput`."""
 
     config_class = NvibBartConfig
 
     def __init__(self, config: NvibBartConfig) -> None:
         super().__init__(config)
-        self.nvib_logit_scale = config.nvib_logit_scale
-        self.nvib = NvibLayer(
-            config.d_model, logit_scale=self.nvib_logit_scale, **config.nvib_layer_kwargs()
-        )
+        self.init_nvib(config)
         self.post_init()  # initialises only the new (not yet initialised) NVIB leaves
-
-    def forward(  # type: ignore[override]
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        **kwargs: Any,
-    ) -> NvibEncoderOutput | tuple:
-        """``attention_mask=None`` means every token is real (as in plain BART)."""
-        return_dict = kwargs.pop("return_dict", None)
-        if attention_mask is not None and attention_mask.dim() != 2:
-            raise ValueError(
-                "NVIB encoders need a 2-D (batch, seq) attention_mask, "
-                f"got {attention_mask.dim()}-D"
-            )
-        base = super().forward(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            inputs_embeds=inputs_embeds,
-            return_dict=True,
-            **kwargs,
-        )
-        states = base.last_hidden_state
-        nvib_output = self.nvib(states, latent_mask_or_ones(attention_mask, states))
-        eval_form = not self.training and self.config.nvib_eval_attention == "denoising"
-        out = build_encoder_output(
-            nvib_output,
-            base.hidden_states,
-            base.attentions,
-            scale=self.nvib_logit_scale,
-            eval_form=eval_form,
-        )
-        if return_dict is False or (return_dict is None and not self.config.return_dict):
-            return out.to_tuple()
-        return out
 
 
 class NvibBartDecoder(NvibInitMixin, BartDecoder):
@@ -215,7 +163,7 @@ class NvibBartModel(NvibPushToHubMixin, NvibInitMixin, BartModel):
         key_input, cross = decoder_cross_inputs(
             enc,
             scale=self.encoder.nvib_logit_scale,
-            eval_form=not self.training and self.config.nvib_eval_attention == "denoising",
+            eval_form=uses_eval_form(self, self.config),
         )
         decoder_outputs = self.decoder(
             input_ids=decoder_input_ids,

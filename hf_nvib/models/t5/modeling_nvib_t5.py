@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 from transformers import T5PreTrainedModel
-from transformers.cache_utils import Cache, EncoderDecoderCache
+from transformers.cache_utils import Cache
 from transformers.models.t5.modeling_t5 import (
     T5Attention,
     T5ForConditionalGeneration,
@@ -25,18 +25,17 @@ from transformers.utils import can_return_tuple
 from hf_nvib.models.cross_attention import (
     NvibCrossAttentionInputs,
     as_nvib_encoder_output,
-    build_encoder_output,
+    cached_cross_key_value,
     decoder_cross_inputs,
     denoising_cross_attention,
-    latent_mask_or_ones,
     require_cross_inputs,
 )
+from hf_nvib.models.encoder import NvibEncoderMixin, uses_eval_form
 from hf_nvib.models.hub_mixin import NvibPushToHubMixin
 from hf_nvib.models.initialization import NvibInitMixin
 from hf_nvib.models.loss import nvib_loss_terms, register_kl_weight_buffers, set_kl_weights
 from hf_nvib.models.outputs import NvibEncoderOutput, NvibSeq2SeqLMOutput, NvibSeq2SeqModelOutput
 from hf_nvib.models.t5.configuration_nvib_t5 import NvibT5Config
-from hf_nvib.nvib import NvibLayer
 
 
 class NvibT5CrossAttention(T5Attention):
@@ -64,25 +63,13 @@ class NvibT5CrossAttention(T5Attention):
         head_dim = self.key_value_proj_dim
         query = self.q(hidden_states).view(*input_shape, -1, head_dim).transpose(1, 2)
 
-        cache, is_updated = None, False
-        if isinstance(past_key_values, EncoderDecoderCache):
-            is_updated = bool(past_key_values.is_updated.get(self.layer_idx))
-            cache = past_key_values.cross_attention_cache
-        elif past_key_values is not None:
-            cache = past_key_values
-        if cache is not None and is_updated:
-            key = cache.layers[self.layer_idx].keys
-            value = cache.layers[self.layer_idx].values
-        else:
+        def project() -> tuple[torch.Tensor, torch.Tensor]:
             kv_shape = (*key_value_states.shape[:-1], -1, head_dim)
             value_input = key_value_states if nvib.value_input is None else nvib.value_input
             key = self.k(key_value_states).view(kv_shape).transpose(1, 2)
-            value = self.v(value_input).view(kv_shape).transpose(1, 2)
-            if cache is not None:
-                key, value = cache.update(key, value, self.layer_idx)
-                if isinstance(past_key_values, EncoderDecoderCache):
-                    past_key_values.is_updated[self.layer_idx] = True
+            return key, self.v(value_input).view(kv_shape).transpose(1, 2)
 
+        key, value = cached_cross_key_value(past_key_values, self.layer_idx, project)
         out, weights = denoising_cross_attention(
             query,
             key,
@@ -98,53 +85,19 @@ class NvibT5CrossAttention(T5Attention):
         return self.o(out), position_bias, weights
 
 
-class NvibT5EncoderStack(NvibInitMixin, T5Stack):
-    """T5 encoder stack followed by the NVIB layer; returns an :class:`NvibEncoderOutput`."""
+class NvibT5EncoderStack(NvibEncoderMixin, NvibInitMixin, T5Stack):
+    """T5 encoder stack followed by the NVIB layer; returns an :class:`NvibEncoderOutput`.
+
+    ``options`` is the model's config: T5 gives its stacks copies, so the run-time NVIB options
+    are read from the model's own config object.
+    """
 
     config_class = NvibT5Config
 
-    def __init__(self, config: NvibT5Config) -> None:
+    def __init__(self, config: NvibT5Config, options: NvibT5Config | None = None) -> None:
         super().__init__(config)
-        self.nvib_logit_scale = config.nvib_logit_scale
-        self.nvib = NvibLayer(
-            config.d_model, logit_scale=self.nvib_logit_scale, **config.nvib_layer_kwargs()
-        )
+        self.init_nvib(config if options is None else options)
         self.post_init()  # initialises only the new (not yet initialised) NVIB leaves
-
-    def forward(  # type: ignore[override]
-        self,
-        input_ids: torch.LongTensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        inputs_embeds: torch.Tensor | None = None,
-        **kwargs: Any,
-    ) -> NvibEncoderOutput | tuple:
-        """``attention_mask=None`` means every token is real (as in plain T5)."""
-        return_dict = kwargs.pop("return_dict", None)
-        if attention_mask is not None and attention_mask.dim() != 2:
-            raise ValueError(
-                "NVIB encoders need a 2-D (batch, seq) attention_mask, "
-                f"got {attention_mask.dim()}-D"
-            )
-        base = super().forward(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            inputs_embeds=inputs_embeds,
-            return_dict=True,
-            **kwargs,
-        )
-        states = base.last_hidden_state
-        nvib_output = self.nvib(states, latent_mask_or_ones(attention_mask, states))
-        eval_form = not self.training and self.config.nvib_eval_attention == "denoising"
-        out = build_encoder_output(
-            nvib_output,
-            base.hidden_states,
-            base.attentions,
-            scale=self.nvib_logit_scale,
-            eval_form=eval_form,
-        )
-        if return_dict is False or (return_dict is None and not self.config.return_dict):
-            return out.to_tuple()
-        return out
 
 
 class NvibT5DecoderStack(NvibInitMixin, T5Stack):
@@ -201,7 +154,7 @@ def _nvib_decode(
     key_input, cross = decoder_cross_inputs(
         enc,
         scale=model.config.nvib_logit_scale,
-        eval_form=not model.training and model.config.nvib_eval_attention == "denoising",
+        eval_form=uses_eval_form(model, model.config),
     )
     decoder_outputs = model.decoder(
         input_ids=decoder_input_ids,
@@ -241,7 +194,7 @@ class NvibT5Model(NvibPushToHubMixin, NvibInitMixin, T5Model):
         T5PreTrainedModel.__init__(self, config)  # build the parts once, NVIB ones directly
         self.shared = nn.Embedding(config.vocab_size, config.d_model)
         encoder_config, decoder_config = _stack_configs(config)
-        self.encoder = NvibT5EncoderStack(encoder_config)
+        self.encoder = NvibT5EncoderStack(encoder_config, options=config)
         self.decoder = NvibT5DecoderStack(decoder_config)
         self.post_init()
 
@@ -286,7 +239,7 @@ class NvibT5ForConditionalGeneration(NvibPushToHubMixin, NvibInitMixin, T5ForCon
         self.model_dim = config.d_model
         self.shared = nn.Embedding(config.vocab_size, config.d_model)
         encoder_config, decoder_config = _stack_configs(config)
-        self.encoder = NvibT5EncoderStack(encoder_config)
+        self.encoder = NvibT5EncoderStack(encoder_config, options=config)
         self.decoder = NvibT5DecoderStack(decoder_config)
         self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
         register_kl_weight_buffers(self)
