@@ -177,28 +177,38 @@ def _cmd_evaluate(args: argparse.Namespace, argv: list[str]) -> int:
         ood_file=args.ood_file,
         **data_kwargs,
     )
+    thresholds = args.prune_threshold or [None]
+    if any(t is not None and not t >= 0 for t in thresholds):
+        raise CliError(f"--prune-threshold values must be >= 0, got {thresholds}")
     results: dict[str, dict[str, dict[str, float]]] = {}
     for path in args.models:
         model, tokenizer = load_checkpoint(path)
-        results[path] = {
-            name: evaluate_model(
-                model,
-                tokenizer,
-                data,
-                batch_size=args.batch_size,
-                max_source_length=args.max_source_length,
-                max_target_length=args.max_target_length,
-                num_beams=args.num_beams,
-            ).metrics
-            for name, data in sets.items()
-        }
+        for threshold in thresholds:
+            key = path
+            if threshold is not None:
+                if not hasattr(model.config, "nvib_prune_threshold"):
+                    raise CliError(f"--prune-threshold needs NVIB models; {path} is a plain model")
+                model.config.nvib_prune_threshold = threshold
+                key = f"{path} @{threshold:g}"
+            results[key] = {
+                name: evaluate_model(
+                    model,
+                    tokenizer,
+                    data,
+                    batch_size=args.batch_size,
+                    max_source_length=args.max_source_length,
+                    max_target_length=args.max_target_length,
+                    num_beams=args.num_beams,
+                ).metrics
+                for name, data in sets.items()
+            }
     rows = {f"{Path(m).name} {s}": v for m, per_set in results.items() for s, v in per_set.items()}
     _print_eval_table(rows)
     output = args.output
     if output is None and len(args.models) == 1 and Path(args.models[0]).is_dir():
         output = Path(args.models[0]) / "eval_results.json"
     if output is not None:
-        data = results[args.models[0]] if len(args.models) == 1 else results
+        data = results[args.models[0]] if list(results) == args.models[:1] else results
         Path(output).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
         print(f"Metrics written to {output}")
     return 0
@@ -353,6 +363,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("models", nargs="+", metavar="MODEL", help="run directory or hub id")
     _add_eval_data_arguments(p)
+    p.add_argument(
+        "--prune-threshold",
+        type=float,
+        nargs="+",
+        default=None,
+        metavar="T",
+        help="NVIB models: evaluate with these pruning thresholds on α (one row each: the "
+        "compression/quality curve); default: the threshold saved with the model",
+    )
 
     p = sub.add_parser(
         "sample",

@@ -112,6 +112,19 @@ def test_evaluate_prints_a_table_and_writes_json(run_dir, tmp_path, capsys):
     assert all(math.isfinite(x) for x in _numbers(results))
 
 
+def test_evaluate_prune_threshold_sweep(run_dir, tmp_path, capsys):
+    out = tmp_path / "sweep.json"
+    argv = ["evaluate", str(run_dir), "--limit", "4", "--no-ood", "--output", str(out)]
+    assert main([*argv, "--prune-threshold", "0", "1e30"]) == 0
+    results = json.loads(out.read_text())
+    assert set(results) == {f"{run_dir} @0", f"{run_dir} @1e+30"}
+    kept = {k: v["in_domain"]["kept_proportion"] for k, v in results.items()}
+    assert kept[f"{run_dir} @0"] == 1.0
+    # Only the prior survives a huge threshold: one slot of (tokens + 1) per sentence.
+    assert 0 < kept[f"{run_dir} @1e+30"] < 0.2
+    assert _error([*argv, "--prune-threshold", "-1"], capsys).endswith("got [-1.0]")
+
+
 def test_sample_is_deterministic(run_dir, tmp_path, capsys):
     outs = []
     for i in range(2):
