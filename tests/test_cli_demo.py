@@ -44,3 +44,12 @@ def test_demo_quick_writes_the_report(tmp_path, capsys):
     assert rows["plain in_domain"]["kept_proportion"] == 1.0
     assert all(math.isfinite(v) for row in rows.values() for v in row.values())
     assert len(summary["samples"]) == 5 and len(summary["interpolation"]) == 5
+    sweep = summary["pruning_sweep"]
+    assert list(sweep) == ["0.2", "0.3", "0.5"]
+    for per_set in sweep.values():
+        assert set(per_set) == {"in_domain", "out_of_domain"}
+        assert all(0 < m["kept_proportion"] <= 1 and m["bleu"] >= 0 for m in per_set.values())
+    # A higher threshold can only prune more.
+    kept = [sweep[t]["in_domain"]["kept_proportion"] for t in ("0.2", "0.3", "0.5")]
+    assert kept == sorted(kept, reverse=True)
+    assert "### Compression against quality" in report and "| 0.5 | in_domain |" in report

@@ -53,6 +53,31 @@ def _verdict(rows: dict[str, dict[str, float]], targets: tuple[float, float]) ->
     return lines
 
 
+def _sweep_table(
+    sweep: dict[float, dict[str, dict[str, float]]],
+    plain: dict[str, dict[str, float]],
+    targets: tuple[float, float],
+) -> list[str]:
+    """Kept proportion and BLEU of the NVIB model per pruning threshold, against plain BLEU."""
+    if not sweep:
+        return []
+    kept_target, bleu_target = targets
+    lines = [
+        "| threshold on α | set | kept % | BLEU | % of plain BLEU | target met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for threshold, per_set in sorted(sweep.items()):
+        for set_name, metrics in per_set.items():
+            plain_bleu = plain.get(f"plain {set_name}", {}).get("bleu")
+            ratio = metrics["bleu"] / plain_bleu if plain_bleu else float("nan")
+            met = metrics["kept_proportion"] <= kept_target and ratio >= bleu_target
+            lines.append(
+                f"| {threshold:g} | {set_name} | {metrics['kept_proportion']:.1%} | "
+                f"{metrics['bleu']:.2f} | {ratio:.1%} | {'yes' if met else 'no'} |"
+            )
+    return lines
+
+
 def _examples_table(nvib_dir: Path, plain_dir: Path, set_name: str, n: int = 4) -> list[str]:
     try:
         ex_n = json.loads((nvib_dir / "examples.json").read_text())[set_name][:n]
@@ -80,6 +105,7 @@ def write_demo_report(
     timings: dict[str, float],
     settings: dict[str, Any],
     targets: tuple[float, float],
+    pruning_sweep: dict[float, dict[str, dict[str, float]]] | None = None,
 ) -> Path:
     """Write ``report.md`` (and ``summary.json`` beside it); return the report path."""
     from hf_nvib.runs.evaluate import format_table
@@ -126,6 +152,13 @@ def write_demo_report(
         "kept % = non-pruned latent vectors / (tokens + prior) for NVIB; the plain model keeps",
         "every encoder vector. CE in nats per target token; KL per sentence; AU = active units.",
         "",
+        "### Compression against quality: the pruning threshold",
+        "",
+        "The same NVIB model evaluated with other thresholds on α (components at or below it are",
+        "dropped at inference; `hf-nvib evaluate --prune-threshold ...` does the same):",
+        "",
+        *_sweep_table(pruning_sweep or {}, rows, targets),
+        "",
         "### Reconstructions (in-domain)",
         "",
         *_examples_table(nvib_dir, plain_dir, "in_domain"),
@@ -169,11 +202,21 @@ def write_demo_report(
         "comparison": {
             name: {k: float(v[k]) for k in SUMMARY_KEYS if k in v} for name, v in rows.items()
         },
+        "pruning_sweep": {
+            f"{t:g}": {
+                n: {k: float(m[k]) for k in ("bleu", "kept_proportion")} for n, m in v.items()
+            }
+            for t, v in sorted((pruning_sweep or {}).items())
+        },
         "samples": [dataclasses.asdict(s) for s in samples],
         "interpolation": [dataclasses.asdict(s) for s in interpolation[2]],
     }
     (here / "summary.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n")
     return path
+
+
+def _bleu_kept(metrics: dict[str, float]) -> dict[str, float]:
+    return {k: float(metrics[k]) for k in ("bleu", "kept_proportion")}
 
 
 def _threads() -> int:

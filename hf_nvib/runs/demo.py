@@ -28,6 +28,8 @@ __all__ = ["DemoConfig", "demo_run_configs", "run_demo"]
 # vectors while reaching at least this share of the plain model's reconstruction BLEU.
 TARGET_KEPT = 0.70
 TARGET_BLEU_RATIO = 0.90
+# Extra pruning thresholds the trained NVIB model is evaluated with (the compression curve).
+PRUNE_SWEEP = (0.2, 0.3, 0.5)
 
 
 @dataclass
@@ -105,6 +107,31 @@ def conversion_check(model_dir: str, sentences: list[str]) -> dict[str, Any]:
     }
 
 
+def pruning_sweep(model: Any, tokenizer: Any, cfg: RunConfig) -> dict[float, dict[str, Any]]:
+    """BLEU and kept proportion of ``model`` at each threshold of :data:`PRUNE_SWEEP`."""
+    from hf_nvib.runs.evaluate import evaluate_model, evaluation_sets
+
+    sets = evaluation_sets("denoise", split=cfg.eval_split, limit=cfg.eval_samples)
+    saved = model.config.nvib_prune_threshold
+    sweep: dict[float, dict[str, Any]] = {}
+    try:
+        for threshold in PRUNE_SWEEP:
+            model.config.nvib_prune_threshold = threshold
+            sweep[threshold] = {
+                name: evaluate_model(
+                    model,
+                    tokenizer,
+                    data,
+                    max_source_length=cfg.max_source_length,
+                    max_target_length=cfg.max_target_length,
+                ).metrics
+                for name, data in sets.items()
+            }
+    finally:
+        model.config.nvib_prune_threshold = saved
+    return sweep
+
+
 def _metrics(run_dir: Path) -> dict[str, Any]:
     return json.loads((run_dir / "metrics.json").read_text())
 
@@ -165,6 +192,9 @@ def run_demo(cfg: DemoConfig) -> Path:
     a, b = load_bundled("test", limit=2)[0]["en"], load_out_of_domain(limit=1)[0]
     path = interpolate(model, tokenizer, a, b, steps=5, max_new_tokens=max_new)
     timings["sample_interpolate"] = time.time() - t
+    t = time.time()
+    sweep = pruning_sweep(model, tokenizer, nvib_cfg)
+    timings["pruning_sweep"] = time.time() - t
     timings["total"] = time.time() - start
 
     _log("5/5 writing the report")
@@ -185,6 +215,7 @@ def run_demo(cfg: DemoConfig) -> Path:
             "base": base_cfg if not cfg.model else None,
         },
         targets=(TARGET_KEPT, TARGET_BLEU_RATIO),
+        pruning_sweep=sweep,
     )
     summary = json.loads((out / "summary.json").read_text())
     for name, row in summary["comparison"].items():
