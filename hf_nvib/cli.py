@@ -425,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output-dir", default="runs/demo")
     p.add_argument(
-        "--steps", type=int, default=None, help="fine-tuning steps (default: 300, quick: 4)"
+        "--steps", type=int, default=None, help="fine-tuning steps (default: 400, quick: 4)"
     )
     p.add_argument(
         "--pretrain-steps",
