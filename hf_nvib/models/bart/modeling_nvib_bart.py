@@ -29,17 +29,16 @@ from transformers.utils import can_return_tuple
 from hf_nvib.models.bart.configuration_nvib_bart import NvibBartConfig
 from hf_nvib.models.cross_attention import (
     NvibCrossAttentionInputs,
-    as_nvib_encoder_output,
     cached_cross_key_value,
-    decoder_cross_inputs,
     denoising_cross_attention,
     require_cross_inputs,
 )
-from hf_nvib.models.encoder import NvibEncoderMixin, uses_eval_form
+from hf_nvib.models.encoder import NvibEncoderMixin
 from hf_nvib.models.hub_mixin import NvibPushToHubMixin
 from hf_nvib.models.initialization import NvibInitMixin
 from hf_nvib.models.loss import nvib_loss_terms, register_kl_weight_buffers, set_kl_weights
 from hf_nvib.models.outputs import NvibEncoderOutput, NvibSeq2SeqLMOutput, NvibSeq2SeqModelOutput
+from hf_nvib.models.seq2seq import nvib_encode_decode
 
 
 class NvibBartCrossAttention(BartAttention):
@@ -151,46 +150,18 @@ class NvibBartModel(NvibPushToHubMixin, NvibInitMixin, BartModel):
             decoder_input_ids = shift_tokens_right(
                 input_ids, self.config.pad_token_id, self.config.decoder_start_token_id
             )
-        if encoder_outputs is None:
-            encoder_outputs = self.encoder(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                inputs_embeds=inputs_embeds,
-                return_dict=True,
-                **kwargs,
-            )
-        enc = as_nvib_encoder_output(encoder_outputs)
-        key_input, cross = decoder_cross_inputs(
-            enc,
-            scale=self.encoder.nvib_logit_scale,
-            eval_form=uses_eval_form(self, self.config),
-        )
-        decoder_outputs = self.decoder(
-            input_ids=decoder_input_ids,
-            attention_mask=decoder_attention_mask,
-            encoder_hidden_states=key_input,
-            encoder_attention_mask=enc.attention_mask,
-            past_key_values=past_key_values,
-            inputs_embeds=decoder_inputs_embeds,
-            use_cache=use_cache,
-            nvib_cross_attention=cross,
+        return nvib_encode_decode(
+            self,
+            input_ids,
+            attention_mask,
+            decoder_input_ids,
+            decoder_attention_mask,
+            encoder_outputs,
+            past_key_values,
+            inputs_embeds,
+            decoder_inputs_embeds,
+            use_cache,
             **kwargs,
-        )
-        return NvibSeq2SeqModelOutput(
-            last_hidden_state=decoder_outputs.last_hidden_state,
-            past_key_values=decoder_outputs.past_key_values,
-            decoder_hidden_states=decoder_outputs.hidden_states,
-            decoder_attentions=decoder_outputs.attentions,
-            cross_attentions=decoder_outputs.cross_attentions,
-            encoder_last_hidden_state=enc.last_hidden_state,
-            encoder_hidden_states=enc.hidden_states,
-            encoder_attentions=enc.attentions,
-            encoder_attention_mask=enc.attention_mask,
-            kl_gaussian=enc.kl_gaussian,
-            kl_dirichlet=enc.kl_dirichlet,
-            num_kept=enc.num_kept,
-            num_valid=enc.num_valid,
-            alpha_sum=enc.alpha_sum,
         )
 
 

@@ -24,17 +24,16 @@ from transformers.utils import can_return_tuple
 
 from hf_nvib.models.cross_attention import (
     NvibCrossAttentionInputs,
-    as_nvib_encoder_output,
     cached_cross_key_value,
-    decoder_cross_inputs,
     denoising_cross_attention,
     require_cross_inputs,
 )
-from hf_nvib.models.encoder import NvibEncoderMixin, uses_eval_form
+from hf_nvib.models.encoder import NvibEncoderMixin
 from hf_nvib.models.hub_mixin import NvibPushToHubMixin
 from hf_nvib.models.initialization import NvibInitMixin
 from hf_nvib.models.loss import nvib_loss_terms, register_kl_weight_buffers, set_kl_weights
 from hf_nvib.models.outputs import NvibEncoderOutput, NvibSeq2SeqLMOutput, NvibSeq2SeqModelOutput
+from hf_nvib.models.seq2seq import nvib_encode_decode
 from hf_nvib.models.t5.configuration_nvib_t5 import NvibT5Config
 
 
@@ -128,63 +127,6 @@ def _stack_configs(config: NvibT5Config) -> tuple[NvibT5Config, NvibT5Config]:
     return encoder_config, decoder_config
 
 
-def _nvib_decode(
-    model: NvibT5Model | NvibT5ForConditionalGeneration,
-    input_ids: torch.LongTensor | None,
-    attention_mask: torch.Tensor | None,
-    decoder_input_ids: torch.LongTensor | None,
-    decoder_attention_mask: torch.Tensor | None,
-    encoder_outputs: Any,
-    past_key_values: Cache | None,
-    inputs_embeds: torch.Tensor | None,
-    decoder_inputs_embeds: torch.Tensor | None,
-    use_cache: bool | None,
-    **kwargs: Any,
-) -> NvibSeq2SeqModelOutput:
-    """Shared encoder → NVIB → decoder pass of the two T5 model classes."""
-    if encoder_outputs is None:
-        encoder_outputs = model.encoder(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            inputs_embeds=inputs_embeds,
-            return_dict=True,
-            **kwargs,
-        )
-    enc = as_nvib_encoder_output(encoder_outputs)
-    key_input, cross = decoder_cross_inputs(
-        enc,
-        scale=model.config.nvib_logit_scale,
-        eval_form=uses_eval_form(model, model.config),
-    )
-    decoder_outputs = model.decoder(
-        input_ids=decoder_input_ids,
-        attention_mask=decoder_attention_mask,
-        inputs_embeds=decoder_inputs_embeds,
-        past_key_values=past_key_values,
-        encoder_hidden_states=key_input,
-        encoder_attention_mask=enc.attention_mask,
-        use_cache=use_cache,
-        nvib_cross_attention=cross,
-        **kwargs,
-    )
-    return NvibSeq2SeqModelOutput(
-        last_hidden_state=decoder_outputs.last_hidden_state,
-        past_key_values=decoder_outputs.past_key_values,
-        decoder_hidden_states=decoder_outputs.hidden_states,
-        decoder_attentions=decoder_outputs.attentions,
-        cross_attentions=decoder_outputs.cross_attentions,
-        encoder_last_hidden_state=enc.last_hidden_state,
-        encoder_hidden_states=enc.hidden_states,
-        encoder_attentions=enc.attentions,
-        encoder_attention_mask=enc.attention_mask,
-        kl_gaussian=enc.kl_gaussian,
-        kl_dirichlet=enc.kl_dirichlet,
-        num_kept=enc.num_kept,
-        num_valid=enc.num_valid,
-        alpha_sum=enc.alpha_sum,
-    )
-
-
 class NvibT5Model(NvibPushToHubMixin, NvibInitMixin, T5Model):
     """Bare NVIB-T5 encoder-decoder returning :class:`NvibSeq2SeqModelOutput`."""
 
@@ -212,7 +154,7 @@ class NvibT5Model(NvibPushToHubMixin, NvibInitMixin, T5Model):
         use_cache: bool | None = None,
         **kwargs: Any,
     ) -> NvibSeq2SeqModelOutput:
-        return _nvib_decode(
+        return nvib_encode_decode(
             self,
             input_ids,
             attention_mask,
@@ -266,7 +208,7 @@ class NvibT5ForConditionalGeneration(NvibPushToHubMixin, NvibInitMixin, T5ForCon
     ) -> NvibSeq2SeqLMOutput:
         if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
             decoder_input_ids = self._shift_right(labels)
-        outputs = _nvib_decode(
+        outputs = nvib_encode_decode(
             self,
             input_ids,
             attention_mask,
