@@ -360,8 +360,9 @@ def token_weights(
             ).to(device)
             enc = model.get_encoder()(**batch, return_dict=True)
             ids = batch["input_ids"][0].tolist()
-            tokens = ["<prior>", *(tokenizer.convert_ids_to_tokens(i) for i in ids)]
-            tokens = [t.replace("Ġ", "▁") for t in tokens]
+            # Decoded one by one: byte-level BPE token strings are unreadable ("âĢľ" for “).
+            pieces = (tokenizer.decode([i]) for i in ids)
+            tokens = ["<prior>", *(p.replace(" ", "▁") or "∅" for p in pieces)]
             out.append(
                 {
                     "sentence": sentence,
