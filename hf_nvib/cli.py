@@ -431,7 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pretrain-steps",
         type=int,
         default=None,
-        help="pretraining steps of the default small BART (default: 2000, quick: 4)",
+        help="pretraining steps of the default small BART (default: 1200, quick: 4)",
     )
     p.add_argument("--quick", action="store_true", help="tiny configuration (seconds), for tests")
     p.add_argument("--seed", type=int, default=0)

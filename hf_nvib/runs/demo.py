@@ -59,7 +59,7 @@ def demo_run_configs(cfg: DemoConfig) -> tuple[RunConfig, RunConfig, RunConfig]:
             tokenizer_samples=20000, max_train_samples=None, batch_size=32,
             validation_samples=128, eval_samples=200, max_source_length=40, max_target_length=40,
         )  # fmt: skip
-        steps, pretrain = cfg.steps or 400, cfg.pretrain_steps or 2000
+        steps, pretrain = cfg.steps or 400, cfg.pretrain_steps or 1200
     shared.update(seed=cfg.seed, progress=cfg.progress)
     base = RunConfig(
         model=None, plain=True, steps=pretrain, learning_rate=2e-3, final_eval=False,
