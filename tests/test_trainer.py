@@ -283,3 +283,42 @@ def test_peft_wrapped_model_trains_with_annealing_and_logging(tmp_path):
     assert all(math.isfinite(h["kl_gaussian"]) for h in logs)
     trained_copy = peft_model.base_model.model.model.encoder.nvib.modules_to_save["default"]
     assert not torch.equal(trained_copy.alpha_proj.bias.detach(), nvib_before)
+
+
+def test_nvib_learning_rate_gives_nvib_layer_its_own_scheduled_lr(tmp_path):
+    tokenizer = tiny_bart_tokenizer()
+    data = _fixed_length_dataset(tokenizer)
+    model = _model(make_tiny_bart(tmp_path))
+    args = _args(tmp_path / "out", max_steps=4, warmup_steps=0, lr_scheduler_type="linear")
+    trainer = NvibSeq2SeqTrainer(
+        model=model,
+        args=args,
+        train_dataset=data,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
+        nvib_learning_rate=5e-2,
+    )
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainer.train()
+    optimizer = trainer.optimizer
+    nvib_ids = {id(p) for p in model.model.encoder.nvib.parameters()}
+    lrs = {id(p): g["initial_lr"] for g in optimizer.param_groups for p in g["params"]}
+    # every trainable parameter in exactly one group; NVIB ones at 5e-2, the rest at 1e-3
+    assert sorted(lrs) == sorted(id(p) for p in model.parameters() if p.requires_grad)
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(lrs)
+    assert all(lrs[i] == pytest.approx(5e-2) for i in nvib_ids)
+    others = [lrs[id(p)] for p in model.parameters() if id(p) not in nvib_ids]
+    assert others and all(lr == pytest.approx(1e-3) for lr in others)
+    # the schedule scales both alike (linear decay to 0 at step 4: 1/4 left after 3 steps)
+    ratios = {g["lr"] / g["initial_lr"] for g in optimizer.param_groups}
+    assert len({round(r, 12) for r in ratios}) == 1
+    # Adam's first steps move each weight by about its LR: the NVIB layer moved ~50x further
+    moved = {n: float((p.detach() - before[n]).abs().max()) for n, p in model.named_parameters()}
+    nvib_move = max(v for n, v in moved.items() if ".nvib." in n)
+    other_move = max(v for n, v in moved.items() if ".nvib." not in n)
+    assert nvib_move > 10 * other_move
+
+
+def test_nvib_learning_rate_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="nvib_learning_rate must be > 0"):
+        NvibSeq2SeqTrainer(model=_model(make_tiny_bart(tmp_path)), args=_args(tmp_path / "o"),
+                           nvib_learning_rate=0.0)  # fmt: skip

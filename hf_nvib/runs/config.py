@@ -65,6 +65,7 @@ class RunConfig:
     steps: int = 300
     batch_size: int = 32
     learning_rate: float | None = None  # None: 1e-3 from scratch, 1e-4 from a checkpoint
+    nvib_learning_rate: float | None = None  # None: learning_rate
     warmup_ratio: float = 0.05
     weight_decay: float = 0.01
     seed: int = 0
@@ -121,8 +122,10 @@ class RunConfig:
             raise ValueError(
                 f"--d-model ({self.d_model}) must be divisible by --heads ({self.heads})"
             )
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ValueError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        for name in ("learning_rate", "nvib_learning_rate"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"--{name.replace('_', '-')} must be > 0, got {value}")
         for flag in ("kl_gaussian_schedule", "kl_dirichlet_schedule"):
             try:
                 parse_schedule(getattr(self, flag))

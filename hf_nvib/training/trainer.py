@@ -69,19 +69,74 @@ class _RunningMeans:
         }
 
 
+def nvib_layer_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Trainable parameters of every NVIB layer in ``model``."""
+    from hf_nvib.nvib import NvibLayer
+
+    return [
+        p
+        for module in model.modules()
+        if isinstance(module, NvibLayer)
+        for p in module.parameters()
+        if p.requires_grad
+    ]
+
+
+def separate_parameter_groups(
+    optimizer: torch.optim.Optimizer, params: list[nn.Parameter], *, lr: float
+) -> None:
+    """Move ``params`` out of their groups into copies of those groups with learning rate ``lr``.
+
+    Must run before the LR scheduler is built (it records each group's initial LR) and before
+    the first step (optimizer state is keyed by parameter, groups are not).
+    """
+    chosen = {id(p) for p in params}
+    new_groups = []
+    for group in optimizer.param_groups:
+        moved = [p for p in group["params"] if id(p) in chosen]
+        if moved:
+            group["params"] = [p for p in group["params"] if id(p) not in chosen]
+            new_groups.append({**group, "params": moved, "lr": lr})
+    optimizer.param_groups[:] = [g for g in optimizer.param_groups if g["params"]]
+    for group in new_groups:
+        optimizer.add_param_group(group)
+
+
 class NvibSeq2SeqTrainer(Seq2SeqTrainer):
     """Seq2SeqTrainer whose train and eval logs carry CE, KL_G, KL_D, KL weights, kept proportion.
 
-    Accepts the same arguments as `Seq2SeqTrainer`. The model (possibly wrapped by PEFT) must
-    contain an NVIB model, i.e. a module with `set_kl_weights`.
+    Accepts the same arguments as `Seq2SeqTrainer`, plus ``nvib_learning_rate``: a learning rate
+    for the NVIB layer's own parameters (μ, log σ², log α projections), which start at the
+    identity and must travel further than the pretrained weights (None: ``args.learning_rate``).
+    It follows the same schedule. The model (possibly wrapped by PEFT) must contain an NVIB
+    model, i.e. a module with `set_kl_weights`.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, nvib_learning_rate: float | None = None, **kwargs: Any) -> None:
+        if nvib_learning_rate is not None and not nvib_learning_rate > 0:
+            raise ValueError(f"nvib_learning_rate must be > 0, got {nvib_learning_rate}")
+        self.nvib_learning_rate = nvib_learning_rate
         super().__init__(*args, **kwargs)
         self._nvib_stats = {"train": _RunningMeans(), "eval": _RunningMeans()}
         self._nvib_hook = find_nvib_model(self.model).register_forward_hook(
             self._record_nvib_outputs
         )
+
+    def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
+        """Trainer's optimizer, with the NVIB layer's parameters in groups of their own LR."""
+        own = self.optimizer is not None
+        optimizer = super().create_optimizer(model)
+        if self.nvib_learning_rate is not None:
+            if own:
+                raise ValueError(
+                    "nvib_learning_rate cannot be applied to an optimizer passed through "
+                    "`optimizers=`: give its NVIB parameters their own group instead"
+                )
+            nvib = find_nvib_model(self.model if model is None else model)
+            separate_parameter_groups(
+                optimizer, nvib_layer_parameters(nvib), lr=self.nvib_learning_rate
+            )
+        return optimizer
 
     def _record_nvib_outputs(self, module: nn.Module, _inputs: Any, outputs: Any) -> None:
         """Collect the loss parts of every labelled forward (generate steps carry no ce_loss)."""
