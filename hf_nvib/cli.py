@@ -306,6 +306,16 @@ def _cmd_push(args: argparse.Namespace, argv: list[str]) -> int:
     return run_push(args)
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a flag's default unless it is None/False or the help already states one."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False) or "default:" in text or "%(default)" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def _add_eval_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--task",
@@ -320,7 +330,7 @@ def _add_eval_data_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-column", help="text column (denoise)")
     p.add_argument("--source-column", help="source column (translate)")
     p.add_argument("--target-column", help="target column (translate)")
-    p.add_argument("--limit", type=int, default=200, help="examples per set (default: 200)")
+    p.add_argument("--limit", type=int, default=200, help="examples per set")
     p.add_argument(
         "--ood",
         action=argparse.BooleanOptionalAction,
@@ -328,9 +338,11 @@ def _add_eval_data_arguments(p: argparse.ArgumentParser) -> None:
         help="also evaluate the out-of-domain set (denoise only)",
     )
     p.add_argument("--ood-file", help="out-of-domain sentences, one per line (default: fortunes)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-source-length", type=int, default=128)
-    p.add_argument("--max-target-length", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=32, help="examples per forward")
+    p.add_argument("--max-source-length", type=int, default=128, help="truncate sources")
+    p.add_argument(
+        "--max-target-length", type=int, default=128, help="truncate references and generation"
+    )
     p.add_argument("--num-beams", type=int, default=1, help="1: greedy decoding")
     p.add_argument("--output", help="JSON file for the metrics (default: MODEL/eval_results.json)")
 
@@ -345,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"hf-nvib {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    fmt = argparse.ArgumentDefaultsHelpFormatter
+    fmt = _DefaultsFormatter
 
     p = sub.add_parser(
         "train",
@@ -384,8 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
         "π ~ Dir(α₀, δ…δ)) and decode them.",
     )
     p.add_argument("model", metavar="MODEL", help="NVIB run directory")
-    p.add_argument("--num-samples", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-samples", type=int, default=5, help="sentences to sample")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed: same output)")
     p.add_argument(
         "--length",
         type=int,
@@ -393,8 +405,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="fixed number of latent components (default: drawn from the run's "
         "source-length histogram)",
     )
-    p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--num-beams", type=int, default=1)
+    p.add_argument("--max-new-tokens", type=int, default=64, help="longest decoded output")
+    p.add_argument("--num-beams", type=int, default=1, help="1: greedy decoding")
     p.add_argument("--output", help="also write the samples to this JSON file")
 
     p = sub.add_parser(
@@ -408,8 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("sentence_a", metavar="SENTENCE_A")
     p.add_argument("sentence_b", metavar="SENTENCE_B")
     p.add_argument("--steps", type=int, default=5, help="number of τ values, endpoints included")
-    p.add_argument("--max-new-tokens", type=int, default=64)
-    p.add_argument("--num-beams", type=int, default=1)
+    p.add_argument("--max-new-tokens", type=int, default=64, help="longest decoded output")
+    p.add_argument("--num-beams", type=int, default=1, help="1: greedy decoding")
     p.add_argument("--output", help="also write the path to this JSON file")
 
     p = sub.add_parser(
@@ -427,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--output-dir", default="runs/demo")
     p.add_argument(
-        "--steps", type=int, default=None, help="fine-tuning steps (default: 400, quick: 4)"
+        "--steps", type=int, default=None, help="fine-tuning steps (default: 800, quick: 4)"
     )
     p.add_argument(
         "--pretrain-steps",
@@ -436,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pretraining steps of the default small BART (default: 1200, quick: 4)",
     )
     p.add_argument("--quick", action="store_true", help="tiny configuration (seconds), for tests")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed: same output)")
     p.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=True, help="show progress bars"
     )

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from hf_nvib.cli import main
+from hf_nvib.runs.demo import PRUNE_SWEEP
 
 pytestmark = pytest.mark.xdist_group("cli_demo")
 
@@ -45,11 +46,13 @@ def test_demo_quick_writes_the_report(tmp_path, capsys):
     assert all(math.isfinite(v) for row in rows.values() for v in row.values())
     assert len(summary["samples"]) == 5 and len(summary["interpolation"]) == 5
     sweep = summary["pruning_sweep"]
-    assert list(sweep) == ["0.2", "0.3", "0.5"]
+    thresholds = [f"{t:g}" for t in PRUNE_SWEEP]
+    assert list(sweep) == thresholds
     for per_set in sweep.values():
         assert set(per_set) == {"in_domain", "out_of_domain"}
         assert all(0 < m["kept_proportion"] <= 1 and m["bleu"] >= 0 for m in per_set.values())
     # A higher threshold can only prune more.
-    kept = [sweep[t]["in_domain"]["kept_proportion"] for t in ("0.2", "0.3", "0.5")]
+    kept = [sweep[t]["in_domain"]["kept_proportion"] for t in thresholds]
     assert kept == sorted(kept, reverse=True)
-    assert "### Compression against quality" in report and "| 0.5 | in_domain |" in report
+    assert "### Compression against quality" in report
+    assert f"| {thresholds[-1]} | in_domain |" in report

@@ -29,7 +29,9 @@ __all__ = ["DemoConfig", "demo_run_configs", "run_demo"]
 TARGET_KEPT = 0.70
 TARGET_BLEU_RATIO = 0.90
 # Extra pruning thresholds the trained NVIB model is evaluated with (the compression curve).
-PRUNE_SWEEP = (0.2, 0.3, 0.5)
+# Once KL_D has brought Σα down to its prior total α₀ + δ·N, token α's gather around δ, so
+# the informative thresholds lie on both sides of δ = 0.1.
+PRUNE_SWEEP = (0.05, 0.15, 0.2)
 
 
 @dataclass
@@ -59,7 +61,7 @@ def demo_run_configs(cfg: DemoConfig) -> tuple[RunConfig, RunConfig, RunConfig]:
             tokenizer_samples=20000, max_train_samples=None, batch_size=32,
             validation_samples=128, eval_samples=200, max_source_length=40, max_target_length=40,
         )  # fmt: skip
-        steps, pretrain = cfg.steps or 400, cfg.pretrain_steps or 1200
+        steps, pretrain = cfg.steps or 800, cfg.pretrain_steps or 1200
     shared.update(seed=cfg.seed, progress=cfg.progress)
     base = RunConfig(
         model=None, plain=True, steps=pretrain, learning_rate=2e-3, final_eval=False,
@@ -67,10 +69,12 @@ def demo_run_configs(cfg: DemoConfig) -> tuple[RunConfig, RunConfig, RunConfig]:
     )  # fmt: skip
     model = cfg.model or str(out / "base")
     # NVIB settings: KL ramps from 30% to 60% of the steps (the EMNLP set-up), so the decoder
-    # first learns to copy through the latent; a tighter Dirichlet budget (δ = 0.25) and a light
-    # Gaussian KL. An earlier KL ramp made the decoder ignore the encoder from a weak base.
+    # first learns to read the noisy mixture; a tight Dirichlet budget (δ = 0.1: Σα settles
+    # near α₀ + 0.1·N) and a light Gaussian KL. Measured on the bundled corpus: λ_D = 1 keeps
+    # ~93% of the vectors at ~99% of the plain BLEU; λ_D = 3 keeps ~75% at ~79%. The α's stay
+    # close together (every token matters to a reconstruction), so pruning trades BLEU steeply.
     nvib = RunConfig(
-        model=model, plain=False, steps=steps, learning_rate=1e-3, delta=0.25,
+        model=model, plain=False, steps=steps, learning_rate=1e-3, delta=0.1,
         lambda_gaussian=0.001, lambda_dirichlet=1.0, kl_gaussian_schedule="linear:0.3:0.6",
         kl_dirichlet_schedule="linear:0.3:0.6",
         output_dir=str(out / "nvib"), command=["hf-nvib", "demo"], **shared,
