@@ -8,7 +8,7 @@ import math
 import pytest
 
 from hf_nvib.cli import main
-from hf_nvib.runs.demo import PRUNE_SWEEP
+from hf_nvib.runs.demo import BASE_CE_WARNING, PRUNE_SWEEP, final_validation_loss
 
 pytestmark = pytest.mark.xdist_group("cli_demo")
 
@@ -16,7 +16,13 @@ pytestmark = pytest.mark.xdist_group("cli_demo")
 def test_demo_quick_writes_the_report(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--output-dir", str(out), "--no-progress"]) == 0
-    assert f"Report: {out / 'report.md'}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"Report: {out / 'report.md'}" in printed
+    # 4 pretraining steps cannot teach copying: the demo says so instead of carrying on silently
+    base_ce = final_validation_loss(out / "base")
+    assert base_ce > BASE_CE_WARNING
+    assert f"validation reconstruction CE of the base: {base_ce:.3f}" in printed
+    assert "warning: above" in printed and "--pretrain-steps" in printed
     report = (out / "report.md").read_text()
     for heading in (
         "## 2. Conversion",
