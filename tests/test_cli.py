@@ -7,6 +7,7 @@ import json
 import math
 
 import pytest
+import torch
 from tiny_models import make_tiny_bart
 
 from hf_nvib.cli import build_parser, main
@@ -71,6 +72,7 @@ def test_train_writes_a_complete_run_directory(run_dir):
         "plots/training_curves.png",
         "plots/latent_pca.png",
         "plots/token_weights.png",
+        "plots/alpha_histogram.png",
     ):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -123,6 +125,26 @@ def test_evaluate_prune_threshold_sweep(run_dir, tmp_path, capsys):
     # Only the prior survives a huge threshold: one slot of (tokens + 1) per sentence.
     assert 0 < kept[f"{run_dir} @1e+30"] < 0.2
     assert _error([*argv, "--prune-threshold", "-1"], capsys).endswith("got [-1.0]")
+
+
+def test_token_alphas_account_for_the_kept_vectors(run_dir):
+    """The histogram's α's are exactly the token slots the kept count is made of."""
+    from hf_nvib.runs.evaluate import evaluate_model, evaluation_sets, load_checkpoint
+
+    model, tokenizer = load_checkpoint(str(run_dir))
+    data = evaluation_sets("denoise", limit=6, ood=False)["in_domain"]
+    first = evaluate_model(model, tokenizer, data, batch_size=4, max_source_length=24)
+    log_alpha = first.token_log_alpha
+    assert log_alpha is not None and log_alpha.numel() == sum(first.lengths)
+    threshold = float(log_alpha.exp().median())  # prune about half of the tokens
+    model.config.nvib_prune_threshold = threshold
+    second = evaluate_model(model, tokenizer, data, batch_size=4, max_source_length=24)
+    n = len(second.lengths)
+    kept_tokens = int((log_alpha.exp() > threshold).sum())
+    assert 0 < kept_tokens < log_alpha.numel()
+    # kept slots = kept tokens + one prior per sentence
+    assert second.metrics["kept_vectors"] * n == pytest.approx(kept_tokens + n)
+    assert torch.equal(second.token_log_alpha, log_alpha)  # pruning does not move α
 
 
 def test_sample_is_deterministic(run_dir, tmp_path, capsys):

@@ -35,6 +35,7 @@ def test_demo_quick_writes_the_report(tmp_path, capsys):
         "nvib/plots/token_weights.png",
         "nvib/plots/training_curves.png",
         "nvib/plots/latent_pca.png",
+        "nvib/plots/alpha_histogram.png",
         "plain/plots/latent_pca.png",
     ):
         assert ((out / png).is_file() and f"]({png})" in report) or png in report

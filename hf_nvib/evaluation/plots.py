@@ -1,8 +1,9 @@
 """PNG plots of an NVIB run (matplotlib, Agg backend: no display needed).
 
-Three views of the bottleneck: which vectors survive (π per token), how compression and the KL
-terms evolve during training (from ``trainer.state.log_history``), and how the latent space is
-organised (PCA of per-sentence mean latent vectors, coloured by sentence length).
+Four views of the bottleneck: which vectors survive (π per token), where the token α's lie
+against the pruning threshold and δ (what decides how much a threshold prunes), how
+compression and the KL terms evolve during training (from ``trainer.state.log_history``), and
+how the latent space is organised (PCA of per-sentence mean latent vectors, coloured by length).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 
-__all__ = ["plot_latent_pca", "plot_token_weights", "plot_training_curves"]
+__all__ = ["plot_alpha_histogram", "plot_latent_pca", "plot_token_weights", "plot_training_curves"]
 
 # (log key, label) drawn by plot_training_curves, one panel each; train and eval_ variants.
 CURVES = (
@@ -89,6 +90,30 @@ def plot_training_curves(log_history: Sequence[dict[str, Any]], path: str | Path
             ax.legend(fontsize=7)
         else:
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
+    return _save(fig, path)
+
+
+def plot_alpha_histogram(
+    log_alpha: torch.Tensor, path: str | Path, *, threshold: float, delta: float | None = None
+) -> Path:
+    """Histogram of the token components' α (log axis), with the pruning threshold and δ."""
+    values = torch.as_tensor(log_alpha, dtype=torch.float64).flatten()
+    values = values[torch.isfinite(values)]
+    if values.numel() == 0:
+        raise ValueError("no finite log α to plot")
+    log10 = (values / math.log(10.0)).tolist()
+    pruned = float((values.exp() <= threshold).double().mean())
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    ax.hist(log10, bins=60, color="tab:blue")
+    if threshold > 0:
+        label = f"prune threshold {threshold:g} ({pruned:.1%} of tokens at or below)"
+        ax.axvline(math.log10(threshold), color="tab:red", ls="--", label=label)
+    if delta is not None and delta > 0:
+        ax.axvline(math.log10(delta), color="tab:orange", ls=":", label=f"δ = {delta:g}")
+    ax.set_xlabel("log₁₀ α of a token component")
+    ax.set_ylabel("token components")
+    ax.set_title(f"α over {values.numel()} token components (prior excluded)")
+    ax.legend(fontsize=8)
     return _save(fig, path)
 
 

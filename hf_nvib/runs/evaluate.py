@@ -106,6 +106,8 @@ class SetEvaluation:
     examples: list[dict[str, str]] = field(default_factory=list)
     pooled_means: torch.Tensor | None = None  # (n, P) mean latent vector per sentence
     lengths: list[int] = field(default_factory=list)  # source tokens per sentence
+    # log α of every token component (prior excluded); NVIB with κ = 1 and no compaction only
+    token_log_alpha: torch.Tensor | None = None
 
 
 def _data_slot_mask(enc: Any, input_mask: torch.Tensor, kappa: int) -> torch.Tensor:
@@ -147,6 +149,10 @@ def evaluate_model(
     predictions: list[str] = []
     pooled: list[torch.Tensor] = []
     lengths: list[int] = []
+    token_log_alpha: list[torch.Tensor] = []
+    one_slot_per_token = (
+        layer is not None and kappa == 1 and not getattr(model.config, "nvib_compact", False)
+    )
     sources, targets = list(data["source"]), list(data["target"])
     try:
         for start in range(0, len(sources), batch_size):
@@ -191,6 +197,9 @@ def evaluate_model(
                     latent_mask=slots,
                 )
                 gen_mask = enc.attention_mask
+                if one_slot_per_token:  # slots: the prior, then one per input token
+                    token_alpha = enc.log_alpha[:, 1:][mask.bool()]
+                    token_log_alpha.append(token_alpha.float().cpu())
             else:
                 n = mask.sum(-1)
                 acc.update(
@@ -223,7 +232,8 @@ def evaluate_model(
         {"source": s, "reference": t, "prediction": p}
         for s, t, p in zip(sources[:num_examples], targets, predictions, strict=False)
     ]
-    return SetEvaluation(metrics, examples, torch.cat(pooled), lengths)
+    log_alpha = torch.cat(token_log_alpha) if token_log_alpha else None
+    return SetEvaluation(metrics, examples, torch.cat(pooled), lengths, log_alpha)
 
 
 def evaluation_sets(

@@ -230,6 +230,7 @@ def train_run(cfg: RunConfig) -> Path:
 
     from hf_nvib.data import DenoisingCollator, build_task_dataset, tokenize_dataset
     from hf_nvib.evaluation.plots import (
+        plot_alpha_histogram,
         plot_latent_pca,
         plot_token_weights,
         plot_training_curves,
@@ -385,6 +386,13 @@ def train_run(cfg: RunConfig) -> Path:
                 plots / "latent_pca.png",
                 title=f"PCA of mean latent vectors ({'NVIB' if is_nvib else 'plain'})",
             )
+    if in_domain is not None and in_domain.token_log_alpha is not None:
+        plot_alpha_histogram(
+            in_domain.token_log_alpha,
+            plots / "alpha_histogram.png",
+            threshold=model.config.nvib_prune_threshold,
+            delta=model.config.nvib_delta,
+        )
     nvib_plain_slots = is_nvib and model.config.nvib_kappa == 1 and not model.config.nvib_compact
     if in_domain is not None and nvib_plain_slots:
         sentences = [e["source"] for e in in_domain.examples[:3]]
