@@ -55,7 +55,7 @@ TRAIN_HELP: dict[str, str] = {
     "eval_attention": "inference cross-attention: denoising (closed form) or mean",
     "steps": "optimizer steps",
     "batch_size": "examples per step",
-    "learning_rate": "peak learning rate (default: 1e-3 from scratch, 1e-4 from a checkpoint)",
+    "learning_rate": "peak learning rate (default: 2e-3 from scratch, 1e-4 from a checkpoint)",
     "nvib_learning_rate": "peak learning rate of the NVIB layer's projections, which start at the "
     "identity and must move further than the pretrained weights (default: --learning-rate)",
     "warmup_ratio": "fraction of steps of linear warm-up",

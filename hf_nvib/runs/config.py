@@ -62,9 +62,9 @@ class RunConfig:
     prune_threshold: float = 0.1
     eval_attention: str = "denoising"
     # training
-    steps: int = 300
+    steps: int = 1000
     batch_size: int = 32
-    learning_rate: float | None = None  # None: 1e-3 from scratch, 1e-4 from a checkpoint
+    learning_rate: float | None = None  # None: 2e-3 from scratch, 1e-4 from a checkpoint
     nvib_learning_rate: float | None = None  # None: learning_rate
     warmup_ratio: float = 0.05
     weight_decay: float = 0.01

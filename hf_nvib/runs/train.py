@@ -285,7 +285,7 @@ def train_run(cfg: RunConfig) -> Path:
     lengths = _source_lengths(tokenizer, list(train_text["source"]), cfg.max_source_length)
     histogram = LengthDistribution.from_lengths(lengths).to_json()
 
-    lr = cfg.learning_rate or (1e-3 if cfg.model is None else 1e-4)
+    lr = cfg.learning_rate or (2e-3 if cfg.model is None else 1e-4)
     args = Seq2SeqTrainingArguments(
         output_dir=str(run_dir),
         max_steps=cfg.steps,
