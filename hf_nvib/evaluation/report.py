@@ -145,6 +145,10 @@ def write_demo_report(
         "",
         "## 4. Evaluation (reconstruction of clean sentences, greedy decoding)",
         "",
+        f"Sources are cut to {nvib_cfg.max_source_length} tokens and outputs to "
+        f"{nvib_cfg.max_target_length}, while BLEU compares with the whole sentence: the "
+        "longest sentences cost both models alike.",
+        "",
         format_table(rows, markdown=True),
         "",
         *_verdict(rows, targets),
