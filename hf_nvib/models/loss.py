@@ -8,7 +8,11 @@ import torch
 from torch import Tensor
 from torch.nn import CrossEntropyLoss
 
-from hf_nvib.models.outputs import NvibEncoderOutput, NvibSeq2SeqModelOutput
+from hf_nvib.models.outputs import (
+    NvibEncoderOutput,
+    NvibSeq2SeqLMOutput,
+    NvibSeq2SeqModelOutput,
+)
 
 
 def nvib_loss_terms(
@@ -52,6 +56,36 @@ def nvib_loss_terms(
         "kept_proportion": kept,
         "alpha_sum": alpha_sum,
     }
+
+
+def nvib_lm_output(
+    model: torch.nn.Module,
+    logits: Tensor,
+    labels: Tensor | None,
+    outputs: NvibSeq2SeqModelOutput,
+) -> NvibSeq2SeqLMOutput:
+    """The LM heads' common ending: the loss with ``model``'s λ's and annealing weights, and
+    the decoder/encoder outputs passed through."""
+    terms = nvib_loss_terms(
+        logits,
+        labels,
+        outputs,
+        lambda_gaussian=model.config.nvib_lambda_gaussian,
+        lambda_dirichlet=model.config.nvib_lambda_dirichlet,
+        gaussian_weight=model.kl_gaussian_weight,
+        dirichlet_weight=model.kl_dirichlet_weight,
+    )
+    return NvibSeq2SeqLMOutput(
+        logits=logits,
+        past_key_values=outputs.past_key_values,
+        decoder_hidden_states=outputs.decoder_hidden_states,
+        decoder_attentions=outputs.decoder_attentions,
+        cross_attentions=outputs.cross_attentions,
+        encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+        encoder_hidden_states=outputs.encoder_hidden_states,
+        encoder_attentions=outputs.encoder_attentions,
+        **terms,
+    )
 
 
 def register_kl_weight_buffers(module: torch.nn.Module) -> None:

@@ -31,7 +31,7 @@ from hf_nvib.models.cross_attention import (
 from hf_nvib.models.encoder import NvibEncoderMixin
 from hf_nvib.models.hub_mixin import NvibPushToHubMixin
 from hf_nvib.models.initialization import NvibInitMixin
-from hf_nvib.models.loss import nvib_loss_terms, register_kl_weight_buffers, set_kl_weights
+from hf_nvib.models.loss import nvib_lm_output, register_kl_weight_buffers, set_kl_weights
 from hf_nvib.models.outputs import NvibEncoderOutput, NvibSeq2SeqLMOutput, NvibSeq2SeqModelOutput
 from hf_nvib.models.seq2seq import nvib_encode_decode
 from hf_nvib.models.t5.configuration_nvib_t5 import NvibT5Config
@@ -225,26 +225,7 @@ class NvibT5ForConditionalGeneration(NvibPushToHubMixin, NvibInitMixin, T5ForCon
         if self.config.scale_decoder_outputs:
             sequence_output = sequence_output * (self.model_dim**-0.5)
         logits = self.lm_head(sequence_output)
-        terms = nvib_loss_terms(
-            logits,
-            labels,
-            outputs,
-            lambda_gaussian=self.config.nvib_lambda_gaussian,
-            lambda_dirichlet=self.config.nvib_lambda_dirichlet,
-            gaussian_weight=self.kl_gaussian_weight,
-            dirichlet_weight=self.kl_dirichlet_weight,
-        )
-        return NvibSeq2SeqLMOutput(
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            decoder_hidden_states=outputs.decoder_hidden_states,
-            decoder_attentions=outputs.decoder_attentions,
-            cross_attentions=outputs.cross_attentions,
-            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
-            encoder_hidden_states=outputs.encoder_hidden_states,
-            encoder_attentions=outputs.encoder_attentions,
-            **terms,
-        )
+        return nvib_lm_output(self, logits, labels, outputs)
 
 
 __all__ = [
