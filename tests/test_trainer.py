@@ -316,6 +316,26 @@ def test_nvib_learning_rate_gives_nvib_layer_its_own_scheduled_lr(tmp_path):
     nvib_move = max(v for n, v in moved.items() if ".nvib." in n)
     other_move = max(v for n, v in moved.items() if ".nvib." not in n)
     assert nvib_move > 10 * other_move
+    # a second train() keeps the split optimizer (same groups, no error)
+    groups = [len(g["params"]) for g in optimizer.param_groups]
+    trainer.train()
+    assert [len(g["params"]) for g in trainer.optimizer.param_groups] == groups
+
+
+def test_nvib_learning_rate_refuses_a_user_optimizer(tmp_path):
+    tokenizer = tiny_bart_tokenizer()
+    model = _model(make_tiny_bart(tmp_path))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    trainer = NvibSeq2SeqTrainer(
+        model=model,
+        args=_args(tmp_path / "out", max_steps=1),
+        train_dataset=_fixed_length_dataset(tokenizer),
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model),
+        optimizers=(optimizer, None),
+        nvib_learning_rate=1e-2,
+    )
+    with pytest.raises(ValueError, match="optimizer passed through `optimizers=`"):
+        trainer.train()
 
 
 def test_nvib_learning_rate_must_be_positive(tmp_path):

@@ -116,6 +116,7 @@ class NvibSeq2SeqTrainer(Seq2SeqTrainer):
         if nvib_learning_rate is not None and not nvib_learning_rate > 0:
             raise ValueError(f"nvib_learning_rate must be > 0, got {nvib_learning_rate}")
         self.nvib_learning_rate = nvib_learning_rate
+        self._nvib_split_optimizer: torch.optim.Optimizer | None = None
         super().__init__(*args, **kwargs)
         self._nvib_stats = {"train": _RunningMeans(), "eval": _RunningMeans()}
         self._nvib_hook = find_nvib_model(self.model).register_forward_hook(
@@ -124,18 +125,21 @@ class NvibSeq2SeqTrainer(Seq2SeqTrainer):
 
     def create_optimizer(self, model: nn.Module | None = None) -> torch.optim.Optimizer:
         """Trainer's optimizer, with the NVIB layer's parameters in groups of their own LR."""
-        own = self.optimizer is not None
+        given = self.optimizer
         optimizer = super().create_optimizer(model)
-        if self.nvib_learning_rate is not None:
-            if own:
-                raise ValueError(
-                    "nvib_learning_rate cannot be applied to an optimizer passed through "
-                    "`optimizers=`: give its NVIB parameters their own group instead"
-                )
-            nvib = find_nvib_model(self.model if model is None else model)
-            separate_parameter_groups(
-                optimizer, nvib_layer_parameters(nvib), lr=self.nvib_learning_rate
+        unwrapped = getattr(optimizer, "optimizer", optimizer)  # accelerate wraps it in train()
+        if self.nvib_learning_rate is None or unwrapped is self._nvib_split_optimizer:
+            return optimizer  # e.g. a second train() reuses the optimizer already split
+        if given is not None:
+            raise ValueError(
+                "nvib_learning_rate cannot be applied to an optimizer passed through "
+                "`optimizers=`: give its NVIB parameters their own group instead"
             )
+        nvib = find_nvib_model(self.model if model is None else model)
+        separate_parameter_groups(
+            optimizer, nvib_layer_parameters(nvib), lr=self.nvib_learning_rate
+        )
+        self._nvib_split_optimizer = optimizer
         return optimizer
 
     def _record_nvib_outputs(self, module: nn.Module, _inputs: Any, outputs: Any) -> None:
